@@ -1,0 +1,1 @@
+"""modalforge applications: the CLI and recipes."""

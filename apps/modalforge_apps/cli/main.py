@@ -1,0 +1,126 @@
+"""Argument parsing, dispatch and error handling for ``modalforge``.
+
+User errors (:class:`modalforge.errors.ModalforgeError`) print one message and exit 2, with the
+traceback only under ``--debug``. This module imports nothing heavy so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+
+EXIT_USER_ERROR = 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modalforge",
+        description="Assemble, train and evaluate multimodal pipelines from registered components.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("plugins", help="list installed plugins, their components and failures")
+    p.add_argument("--verbose", "-v", action="store_true", help="show tracebacks of failures")
+    p.set_defaults(handler=_lazy("modalforge_apps.cli.listing", "cmd_plugins"))
+
+    p = sub.add_parser("components", help="list registered components and their parameters")
+    p.add_argument("kind", nargs="?", help="encoder, fusion, head, loss, dataset, metric, ...")
+    p.add_argument("name", nargs="?", help="show one component in detail")
+    p.set_defaults(handler=_lazy("modalforge_apps.cli.listing", "cmd_components"))
+
+    p = sub.add_parser("check", help="validate a spec and print the assembled pipeline")
+    _spec_args(p)
+    p.set_defaults(handler=_lazy("modalforge_apps.cli.run", "cmd_check"))
+
+    p = sub.add_parser("train", help="train a pipeline from a spec")
+    _spec_args(p)
+    p.add_argument("--out", help="output folder (default: the spec's output_dir or runs/<name>)")
+    p.add_argument("--resume", metavar="PATH", help="continue from a run folder or checkpoint")
+    p.set_defaults(handler=_lazy("modalforge_apps.cli.run", "cmd_train"))
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint on a split of the spec's data")
+    _spec_args(p)
+    p.add_argument("--checkpoint", required=True, metavar="PATH", help="run folder or checkpoint")
+    p.add_argument("--split", help="data split (default: the spec's data.eval_split)")
+    p.add_argument("--output", metavar="FILE", help="also write the metrics as JSON here")
+    p.set_defaults(handler=_lazy("modalforge_apps.cli.run", "cmd_eval"))
+
+    p = sub.add_parser("demo", help="the main job: train and evaluate on the built-in digits")
+    p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    p.add_argument("overrides", nargs="*", metavar="a.b.c=value", help="spec overrides")
+    p.set_defaults(handler=_lazy("modalforge_apps.cli.run", "cmd_demo"))
+
+    p = sub.add_parser("new-plugin", help="scaffold an installable plugin package")
+    p.add_argument("name", help="Python package name of the plugin, e.g. my_plugin")
+    p.add_argument("--dest", default=".", help="parent folder (default: current folder)")
+    p.set_defaults(handler=_lazy("modalforge_apps.cli.scaffold_cmd", "cmd_new_plugin"))
+    return parser
+
+
+def _spec_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", help="pipeline spec (YAML)")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="a.b.c=value",
+        help="override spec fields, e.g. train.lr=1e-4",
+    )
+
+
+def _lazy(module: str, func: str) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        import importlib
+
+        return getattr(importlib.import_module(module), func)(args)
+
+    return handler
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    text = str(message)
+    if text.startswith("modalforge"):
+        print(f"warning: {text}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        parser.print_help()
+        return EXIT_USER_ERROR
+    warnings.showwarning = _show_warning
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into `head` and closed: not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
+        from modalforge.errors import ModalforgeError
+
+        if args.debug:
+            raise
+        if isinstance(exc, ModalforgeError):
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        print(
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            "  this is a bug in modalforge or a plugin; rerun with --debug for the traceback",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

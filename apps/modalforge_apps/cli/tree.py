@@ -1,0 +1,59 @@
+"""Human-readable summary of an assembled pipeline, with parameter counts."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from modalforge.pipeline import MultimodalModel, Pipeline
+
+
+def count(module: nn.Module | None) -> tuple[int, int]:
+    """(total, trainable) parameters."""
+    if module is None:
+        return 0, 0
+    params = list(module.parameters())
+    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
+
+
+def _fmt(n: int) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 1_000_000 else f"{n:,}"
+
+
+def describe_pipeline(p: Pipeline) -> str:
+    spec = p.spec
+    ds = p.dataset
+    mods = "; ".join(m.describe() for m in ds.modalities.values())
+    target = ds.target
+    tdesc = f"{target.kind}, {target.num_outputs} outputs" if target else "no target"
+    total, trainable = count(p.model)
+    lines = [
+        f"pipeline {spec.name}",
+        f"├─ data: {spec.data.dataset.name}  [{mods}]  target: {tdesc}",
+        f"├─ model: {type(p.model).__name__}  {_fmt(total)} params ({_fmt(trainable)} trainable)",
+    ]
+    if isinstance(p.model, MultimodalModel):
+        for name, enc in p.model.encoders.items():
+            ref = spec.model.encoders[name]
+            lines.append(
+                f"│  ├─ encoders.{name}: {ref.name} ({type(enc).__name__}) → {enc.output.dim}"
+                f"{' +tokens' if enc.output.tokens else ''}  {_fmt(count(enc)[0])} params"
+            )
+        if p.model.fusion is not None:
+            f = p.model.fusion
+            dims = " + ".join(f"{m}:{s.dim}" for m, s in f.in_features.items())
+            lines.append(
+                f"│  ├─ fusion: {spec.model.fusion.name} ({dims}) → {f.output.dim}"
+                f"  {_fmt(count(f)[0])} params"
+            )
+        head = p.model.head
+        lines.append(
+            f"│  └─ head: {spec.model.head.name} ({type(head).__name__}) {head.in_dim} → "
+            f"{head.output_key}  {_fmt(count(head)[0])} params"
+        )
+    else:
+        lines.append(f"│  └─ generator: {spec.model.generator.name}")
+    if p.loss is not None:
+        lt = count(p.loss)[0]
+        lines.append(f"├─ loss: {spec.loss.name}" + (f"  {_fmt(lt)} params" if lt else ""))
+    lines.append(f"└─ metrics: {', '.join(p.metrics) or '-'}")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Packaged example specs (recipes) the CLI runs, e.g. the demo."""

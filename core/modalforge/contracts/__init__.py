@@ -1,0 +1,42 @@
+"""The component contracts every plugin implements."""
+
+from modalforge.contracts.adapter import DomainAdapter
+from modalforge.contracts.dataset import MASKS_KEY, TARGET_KEY, DatasetReader, Target, TargetKind
+from modalforge.contracts.encoder import Encoder
+from modalforge.contracts.features import FeatureSpec
+from modalforge.contracts.fusion import Fusion
+from modalforge.contracts.generator import CustomTrainStep, Generator
+from modalforge.contracts.head import Head
+from modalforge.contracts.loss import Loss, LossOutput
+from modalforge.contracts.metric import Metric
+
+# Component kinds, in the order they appear in specs and listings, with their base class.
+KINDS: dict[str, type] = {
+    "dataset": DatasetReader,
+    "encoder": Encoder,
+    "fusion": Fusion,
+    "head": Head,
+    "loss": Loss,
+    "generator": Generator,
+    "adapter": DomainAdapter,
+    "metric": Metric,
+}
+
+__all__ = [
+    "KINDS",
+    "MASKS_KEY",
+    "TARGET_KEY",
+    "CustomTrainStep",
+    "DatasetReader",
+    "DomainAdapter",
+    "Encoder",
+    "FeatureSpec",
+    "Fusion",
+    "Generator",
+    "Head",
+    "Loss",
+    "LossOutput",
+    "Metric",
+    "Target",
+    "TargetKind",
+]

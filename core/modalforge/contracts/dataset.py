@@ -1,0 +1,61 @@
+"""Dataset reader contract: named splits of samples that are dicts keyed by modality name."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from enum import Enum
+
+from torch.utils.data import Dataset
+
+from modalforge.modality import Modality
+
+TARGET_KEY = "target"
+MASKS_KEY = "masks"
+
+
+class TargetKind(str, Enum):
+    MULTICLASS = "multiclass"
+    MULTILABEL = "multilabel"
+    REGRESSION = "regression"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a supervised task predicts; heads size themselves from it."""
+
+    kind: TargetKind
+    num_outputs: int
+    class_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", TargetKind(self.kind))
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+        if self.class_names and len(self.class_names) != self.num_outputs:
+            raise ValueError(f"{len(self.class_names)} class names for {self.num_outputs} outputs")
+
+
+class DatasetReader(ABC):
+    """Reads a data set and declares what it provides.
+
+    Each sample of :meth:`load` is a ``dict`` mapping modality names (and ``"target"`` when the data
+    set is labelled) to tensors shaped as declared by :attr:`modalities`.
+    """
+
+    @property
+    @abstractmethod
+    def modalities(self) -> dict[str, Modality]: ...
+
+    @property
+    def target(self) -> Target | None:
+        return None
+
+    @property
+    @abstractmethod
+    def splits(self) -> tuple[str, ...]: ...
+
+    @abstractmethod
+    def load(self, split: str) -> Dataset: ...

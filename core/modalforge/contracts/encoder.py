@@ -1,0 +1,59 @@
+"""Encoder contract: one modality in, a pooled feature vector (and optionally tokens) out."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import ClassVar
+
+from torch import Tensor, nn
+
+from modalforge.contracts.features import FeatureSpec
+from modalforge.errors import SpecError
+from modalforge.modality import Modality, ModalityKind
+
+
+class Encoder(nn.Module, ABC):
+    """Maps a batch of one modality to features.
+
+    Subclasses set ``accepts`` (the modality kinds they can read) and ``output`` (a
+    :class:`FeatureSpec`), take the bound :class:`Modality` as their ``modality`` constructor
+    argument so they size their input from the data, and implement :meth:`forward` → ``(B, dim)``.
+    Encoders that expose token sequences set ``output.tokens`` and implement :meth:`forward_tokens`.
+    """
+
+    accepts: ClassVar[tuple[ModalityKind, ...]] = ()
+
+    def __init__(self, modality: Modality) -> None:
+        super().__init__()
+        check_accepts(type(self), modality)
+        self.modality = modality
+
+    @property
+    @abstractmethod
+    def output(self) -> FeatureSpec:
+        """What :meth:`forward` returns, so fusions and heads size themselves."""
+
+    @abstractmethod
+    def forward(self, x: Tensor) -> Tensor:
+        """``x`` of shape ``(B, *modality.shape)`` → pooled features ``(B, output.dim)``."""
+
+    def forward_tokens(self, x: Tensor) -> Tensor:
+        """``(B, *modality.shape)`` → token features ``(B, T, output.dim)``."""
+        raise NotImplementedError(f"{type(self).__name__} does not produce token sequences")
+
+    def preprocess(self) -> Callable[[object], Tensor] | None:
+        """Transform from one raw sample (PIL image, string, array) to the tensor it expects."""
+        return None
+
+
+def check_accepts(cls: type, modality: Modality) -> None:
+    """Raise a :class:`SpecError` if an encoder class cannot read ``modality``'s kind."""
+    accepts = getattr(cls, "accepts", ())
+    if accepts and modality.kind not in accepts:
+        kinds = ", ".join(str(k) for k in accepts)
+        raise SpecError(
+            f"model.encoders.{modality.name}",
+            f"{cls.__name__} reads {kinds}, but modality {modality.describe()} is {modality.kind}",
+            hint=f"choose an encoder for {modality.kind} (see `modalforge components encoder`)",
+        )

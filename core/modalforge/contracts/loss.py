@@ -1,0 +1,28 @@
+"""Loss contract: model outputs and batch in, a total plus named parts out."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from torch import Tensor, nn
+
+
+@dataclass
+class LossOutput:
+    """``total`` is what is back-propagated; ``parts`` are logged (detached by the engine)."""
+
+    total: Tensor
+    parts: dict[str, Tensor] = field(default_factory=dict)
+
+
+class Loss(nn.Module, ABC):
+    """A training objective. May own parameters (e.g. a learnable temperature).
+
+    Losses that compare samples across the batch (contrastive) must gather across data-parallel
+    ranks themselves, so that users never have to.
+    """
+
+    @abstractmethod
+    def forward(self, outputs: Mapping[str, Tensor], batch: Mapping[str, Tensor]) -> LossOutput: ...

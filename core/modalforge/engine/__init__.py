@@ -1,0 +1,72 @@
+"""The PyTorch training engine: trainer, optimisation step, checkpoints, logging.
+
+Exports are imported lazily: ``modalforge.spec`` imports :mod:`modalforge.engine.config`, which
+must not pull in the trainer (and with it the pipeline builder) on the way.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    "TrainConfig": "modalforge.engine.config",
+    "Trainer": "modalforge.engine.trainer",
+    "TrainResult": "modalforge.engine.results",
+    "NonFiniteLossError": "modalforge.engine.tracking",
+    "OutputExistsError": "modalforge.engine.results",
+    "train": "modalforge.engine.trainer",
+    "evaluate": "modalforge.engine.trainer",
+    "StepContext": "modalforge.engine.step",
+    "save_checkpoint": "modalforge.engine.checkpoint",
+    "load_checkpoint": "modalforge.engine.checkpoint",
+    "resolve_checkpoint": "modalforge.engine.checkpoint",
+    "read_state": "modalforge.engine.checkpoint",
+    "seed_everything": "modalforge.engine.runtime",
+    "select_device": "modalforge.engine.runtime",
+}
+
+__all__ = [
+    "NonFiniteLossError",
+    "OutputExistsError",
+    "StepContext",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "evaluate",
+    "load_checkpoint",
+    "read_state",
+    "resolve_checkpoint",
+    "save_checkpoint",
+    "seed_everything",
+    "select_device",
+    "train",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'modalforge.engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from modalforge.engine.checkpoint import (
+        load_checkpoint,
+        read_state,
+        resolve_checkpoint,
+        save_checkpoint,
+    )
+    from modalforge.engine.config import TrainConfig
+    from modalforge.engine.results import OutputExistsError, TrainResult
+    from modalforge.engine.runtime import seed_everything, select_device
+    from modalforge.engine.step import StepContext
+    from modalforge.engine.tracking import NonFiniteLossError
+    from modalforge.engine.trainer import Trainer, evaluate, train

@@ -1,0 +1,361 @@
+"""The training loop: epochs of accumulated, clipped, mixed-precision AdamW steps, with evaluation,
+atomic checkpoints and exact resume.
+
+The hot loop keeps loss sums and the non-finite flag on the device; the host reads them only at
+``train.log_every_steps`` intervals and before an evaluation or a checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from modalforge.contracts import CustomTrainStep
+from modalforge.engine.checkpoint import load_checkpoint, save_checkpoint, step_dir_name
+from modalforge.engine.checkpoint_files import CHECKPOINTS_DIR
+from modalforge.engine.data import EpochLoader
+from modalforge.engine.evaluation import run_evaluation
+from modalforge.engine.logging import MetricLogger, Progress
+from modalforge.engine.results import (
+    TrainResult,
+    refuse_to_overwrite,
+    write_results,
+    write_spec,
+)
+from modalforge.engine.runtime import Precision, prefetch_to_device, seed_everything, select_device
+from modalforge.engine.schedule import build_optimizers, build_scheduler
+from modalforge.engine.step import StepContext
+from modalforge.engine.tracking import RunningMeans, update_best
+from modalforge.errors import SpecError
+from modalforge.pipeline import Pipeline
+
+
+class Trainer:
+    """Trains and evaluates one :class:`~modalforge.pipeline.Pipeline`, writing into ``out_dir``.
+
+    ``out_dir`` receives ``spec.yaml``, ``metrics.jsonl``, ``tensorboard/``, ``checkpoints/`` and
+    ``results.json``. With ``out_dir=None`` nothing is written (evaluation only).
+    """
+
+    def __init__(self, pipeline: Pipeline, out_dir: str | Path | None) -> None:
+        self.pipeline = pipeline
+        self.spec = pipeline.spec
+        self.cfg = pipeline.spec.train
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.device = select_device(self.cfg.device)
+        self.precision = Precision(self.cfg.precision, self.device)
+        self.model = pipeline.model.to(self.device)
+        self.custom = isinstance(self.model, CustomTrainStep)
+        self.loss = None if self.custom else pipeline.loss
+        if self.custom and self.cfg.grad_accum_steps > 1:
+            raise SpecError(
+                "train.grad_accum_steps",
+                f"{type(self.model).__name__} runs its own "
+                "training step, which does not accumulate gradients",
+                hint="remove train.grad_accum_steps (or set it to 1)",
+            )
+        if not self.custom and self.loss is None:
+            raise SpecError(
+                "loss",
+                "a model without its own training step needs a loss",
+                hint="add e.g. `loss: cross_entropy`",
+            )
+        if self.loss is not None:
+            self.loss.to(self.device)
+        if self.cfg.compile:
+            self.model.compile()  # in place: state-dict keys stay unprefixed
+        self.metrics = dict(pipeline.metrics)
+        self.logger = MetricLogger(self.out_dir, tensorboard=self.cfg.tensorboard)
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, Any] = {}
+        self.step = 0
+        self.epoch = 0
+        self.best: dict[str, Any] | None = None
+        self.last_checkpoint: Path | None = None
+        self._loaders: dict[str, EpochLoader] = {}
+        self._ctx: StepContext | None = None
+        self._bar: Progress | None = None
+        self._batch_in_epoch = 0
+        self._seconds_before = 0.0
+        self._total_steps = 0
+        self._started = time.perf_counter()
+
+    # ---------------------------------------------------------------- public API
+    def fit(self, resume: str | Path | None = None) -> TrainResult:
+        """Train to ``train.epochs`` / ``train.max_steps``, continuing from ``resume`` if given."""
+        if self.out_dir is None:
+            raise ValueError("Trainer.fit needs an out_dir")
+        cfg = self.cfg
+        self._started = time.perf_counter()
+        seed_everything(self.spec.seed)
+        train = self._loader(self.spec.data.train_split, train=True)
+        nb = train.batches_per_epoch
+        total = cfg.epochs * math.ceil(nb / cfg.grad_accum_steps)
+        if cfg.max_steps is not None:
+            total = min(total, cfg.max_steps)
+        self._total_steps = total
+        self.optimizers = build_optimizers(self.model, self.loss, cfg, self.device)
+        self.schedulers = {n: build_scheduler(o, cfg, total) for n, o in self.optimizers.items()}
+        skip = 0
+        if resume is not None:
+            skip = self._restore(resume, nb)
+        else:
+            refuse_to_overwrite(self.out_dir)
+            self.logger.reset()
+        write_spec(self.out_dir, self.spec)
+        self._ctx = StepContext(
+            self.optimizers,
+            self.schedulers,
+            precision=self.precision,
+            clip_grad_norm=cfg.clip_grad_norm,
+        )
+        self._ctx.global_step = self.step
+        tracker = RunningMeans(self.device)
+        evaluated: tuple[int, dict[str, float]] | None = None
+        try:
+            while self.step < total and self.epoch < cfg.epochs:
+                consumed = self._train_epoch(train, skip, total, tracker)
+                skip = 0
+                finished = consumed >= nb
+                self._batch_in_epoch = 0 if finished else consumed
+                self._flush_train(tracker)
+                self.epoch += int(finished)
+                done = self.step >= total or self.epoch >= cfg.epochs
+                if done or (finished and self.epoch % cfg.eval_every_epochs == 0):
+                    evaluated = (self.step, self._evaluate_if_configured())
+                if done or (finished and self.epoch % cfg.checkpoint_every_epochs == 0):
+                    self._checkpoint(evaluated)
+            if evaluated is None or evaluated[0] != self.step:
+                evaluated = (self.step, self._evaluate_if_configured())
+            if not self._checkpoint_is_current():
+                self._checkpoint(evaluated)
+        finally:
+            self.logger.close()
+        return self._write_results(evaluated[1])
+
+    def evaluate(self, split: str | None = None) -> dict[str, float]:
+        """Mean eval loss and metrics on ``split`` (default ``data.eval_split``); logged."""
+        split = split or self.spec.data.eval_split
+        if split is None:
+            raise SpecError(
+                "data.eval_split",
+                "no evaluation split is configured",
+                hint="set data.eval_split, or name a split to evaluate",
+            )
+        splits = tuple(self.pipeline.dataset.splits)
+        if split not in splits:
+            raise SpecError(
+                "data.eval_split",
+                f"the data set has no split {split!r}",
+                hint=f"use one of: {', '.join(splits)}",
+            )
+        loader = self._loader(split, train=False)
+        results = run_evaluation(
+            self.model,
+            loader.epoch(0),
+            precision=self.precision,
+            loss=self.loss,
+            metrics=self.metrics,
+            progress=self.cfg.progress,
+            total=loader.batches_per_epoch,
+            desc=f"eval {split}",
+        )
+        if results:
+            self.logger.log(step=self.step, epoch=self.epoch, split=split, values=results)
+        return results
+
+    def load_weights(self, checkpoint: str | Path) -> Path:
+        """Load model (and loss) weights only, e.g. to evaluate a finished run."""
+        state = load_checkpoint(checkpoint, model=self.model, loss=self.loss)
+        self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        return Path(state["path"])
+
+    # ---------------------------------------------------------------- setup
+    def _loader(self, split: str, *, train: bool) -> EpochLoader:
+        key = f"{'train' if train else 'eval'}:{split}"
+        if key not in self._loaders:
+            d = self.spec.data
+            self._loaders[key] = EpochLoader(
+                self.pipeline.dataset.load(split),
+                batch_size=d.batch_size if train else (d.eval_batch_size or d.batch_size),
+                shuffle=train,
+                seed=self.spec.seed,
+                num_workers=d.num_workers,
+                drop_last=d.drop_last and train,
+                pin_memory=self.device.type == "cuda",
+                field=f"data.{'train_split' if train else 'eval_split'} ({split!r})",
+            )
+        return self._loaders[key]
+
+    def _restore(self, resume: str | Path, batches_per_epoch: int) -> int:
+        state = load_checkpoint(
+            resume,
+            model=self.model,
+            loss=self.loss,
+            optimizers=self.optimizers,
+            schedulers=self.schedulers,
+            restore_rng=True,
+        )
+        self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        self.best = state.get("best")
+        self.last_checkpoint = Path(state["path"])
+        extra = state.get("trainer") or {}
+        self._seconds_before = float(extra.get("train_seconds", 0.0))
+        skip = int(extra.get("batch_in_epoch", 0))
+        if skip and extra.get("batches_per_epoch") != batches_per_epoch:
+            warnings.warn(
+                f"the training data changed since {self.last_checkpoint} was written "
+                f"({extra.get('batches_per_epoch')} → {batches_per_epoch} batches per "
+                "epoch); resuming at the start of the epoch",
+                stacklevel=3,
+            )
+            skip = 0
+        self.logger.truncate_after(self.step)
+        return skip
+
+    # ---------------------------------------------------------------- the loop
+    def _train_epoch(self, train: EpochLoader, skip: int, total: int, tracker: RunningMeans) -> int:
+        """Run the current epoch from batch ``skip``; returns the batches consumed in it."""
+        cfg, ctx, nb = self.cfg, self._ctx, train.batches_per_epoch
+        accum = cfg.grad_accum_steps
+        self.model.train()
+        if self.loss is not None:
+            self.loss.train()
+        batches = prefetch_to_device(train.epoch(self.epoch, skip), self.device)
+        self._bar = Progress(
+            batches,
+            total=nb,
+            initial=skip,
+            enabled=cfg.progress,
+            desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
+        )
+        consumed = skip
+        try:
+            for i, batch in enumerate(self._bar, start=skip):
+                consumed = i + 1
+                if self.custom:
+                    ctx.zero_grad()
+                    values = self.model.training_step(batch, ctx)
+                    tracker.add(values or {}, self.step + 1)
+                else:
+                    first = (i // accum) * accum
+                    size = min(accum, nb - first)  # the epoch's last group may be shorter
+                    with self.precision.context():
+                        outputs = self.model(batch)
+                        out = self.loss(outputs, batch)
+                    ctx.backward(out.total / size)
+                    tracker.add(
+                        {"loss": out.total, **{f"loss_{k}": v for k, v in out.parts.items()}},
+                        self.step + 1,
+                    )
+                    if i - first < size - 1:
+                        continue
+                    ctx.step("model")
+                ctx.finish()
+                self.step += 1
+                if self.step % cfg.log_every_steps == 0:
+                    self._flush_train(tracker)
+                if self.step >= total:
+                    break
+        finally:
+            self._bar.close()
+        return consumed
+
+    def _flush_train(self, tracker: RunningMeans) -> None:
+        """Log the means since the last flush; stop on a non-finite value (one host sync)."""
+        tracker.raise_if_diverged(self.epoch, self.last_checkpoint)
+        means = tracker.pop_means()
+        if not means:
+            return
+        for name, norm in self._ctx.grad_norms.items():
+            means["grad_norm" if name == "model" else f"grad_norm_{name}"] = float(norm)
+        lrs = {name: self._ctx.lr(name) for name in self.optimizers}
+        if len(lrs) > 1:
+            means.update({f"lr_{n}": v for n, v in lrs.items()})
+        self.logger.log(
+            step=self.step,
+            epoch=self.epoch,
+            split="train",
+            values=means,
+            lr=next(iter(lrs.values())),
+        )
+        if self._bar is not None:
+            self._bar.set_postfix({k: v for k, v in means.items() if k == "loss"} or means)
+
+    def _evaluate_if_configured(self) -> dict[str, float]:
+        if self.spec.data.eval_split is None:
+            return {}
+        return self.evaluate()
+
+    # ---------------------------------------------------------------- outputs
+    def _checkpoint(self, evaluated: tuple[int, dict[str, float]] | None) -> None:
+        metrics = evaluated[1] if evaluated and evaluated[0] == self.step else {}
+        self.best = update_best(
+            self.best, metrics, self.cfg, step=self.step, checkpoint=step_dir_name(self.step)
+        )
+        self.last_checkpoint = save_checkpoint(
+            self.out_dir,
+            model=self.model,
+            loss=self.loss,
+            optimizers=self.optimizers,
+            schedulers=self.schedulers,
+            step=self.step,
+            epoch=self.epoch,
+            spec_name=self.spec.name,
+            best=self.best,
+            keep=self.cfg.keep_checkpoints,
+            extra={
+                "batch_in_epoch": self._batch_in_epoch,
+                "batches_per_epoch": self._loader(
+                    self.spec.data.train_split, train=True
+                ).batches_per_epoch,
+                "train_seconds": self._seconds(),
+                "total_steps_planned": self._total_steps,
+            },
+        )
+
+    def _checkpoint_is_current(self) -> bool:
+        last = self.last_checkpoint
+        return (
+            last is not None
+            and last.name == step_dir_name(self.step)
+            and last.parent.resolve() == (self.out_dir / CHECKPOINTS_DIR).resolve()
+        )
+
+    def _seconds(self) -> float:
+        return self._seconds_before + (time.perf_counter() - self._started)
+
+    def _write_results(self, metrics: dict[str, float]) -> TrainResult:
+        best_path = None
+        if self.best and self.best.get("checkpoint"):
+            best_path = self.out_dir / CHECKPOINTS_DIR / self.best["checkpoint"]
+        result = TrainResult(
+            metrics=dict(metrics),
+            steps=self.step,
+            epochs=self.epoch,
+            train_seconds=round(self._seconds(), 3),
+            checkpoint=self.last_checkpoint,
+            best_checkpoint=best_path,
+            best=self.best,
+        )
+        write_results(self.out_dir, self.spec.name, result)
+        return result
+
+
+def train(pipeline: Pipeline, out_dir: str | Path, resume: str | Path | None = None) -> TrainResult:
+    """Train ``pipeline`` into ``out_dir`` (continuing from checkpoint ``resume`` if given)."""
+    return Trainer(pipeline, out_dir).fit(resume=resume)
+
+
+def evaluate(
+    pipeline: Pipeline, checkpoint: str | Path, split: str | None = None
+) -> dict[str, float]:
+    """Load weights from ``checkpoint`` (run, checkpoints or step folder) and evaluate ``split``."""
+    trainer = Trainer(pipeline, out_dir=None)
+    trainer.load_weights(checkpoint)
+    return trainer.evaluate(split)

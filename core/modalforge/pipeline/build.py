@@ -1,0 +1,211 @@
+"""Assemble a pipeline from a validated spec: data set, model, loss and metrics.
+
+Sizes flow from the data to the head: each encoder is bound to its modality, the fusion is sized
+from the encoders' declared outputs, and the head from the fusion's output and the data's target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from modalforge.contracts import KINDS, DatasetReader, Encoder, Loss, Metric
+from modalforge.contracts.dataset import Target
+from modalforge.contracts.features import FeatureSpec
+from modalforge.contracts.fusion import Fusion
+from modalforge.errors import DataError, ModalforgeError, PluginError, SizeMismatchError, SpecError
+from modalforge.pipeline.model import MultimodalModel
+from modalforge.registry import ComponentInfo, Registry
+from modalforge.spec.loader import validate_components
+from modalforge.spec.schema import PipelineSpec
+
+
+@dataclass
+class Pipeline:
+    """Everything a run needs, built from one spec."""
+
+    spec: PipelineSpec
+    dataset: DatasetReader
+    model: nn.Module
+    loss: Loss | None
+    metrics: dict[str, Metric]
+
+
+def build_pipeline(spec: PipelineSpec, registry: Registry | None = None) -> Pipeline:
+    """Validate every component's parameters first, then build (the heavy part)."""
+    if registry is None:
+        from modalforge.plugin import get_registry
+
+        registry = get_registry()
+    params = validate_components(spec, registry)
+
+    def info(kind: str, path: str) -> ComponentInfo:
+        ref = _ref_at(spec, path)
+        return registry.get(kind, ref.name, path=f"{path}.name")
+
+    dataset = instantiate(info("dataset", "data.dataset"), params["data.dataset"], "data.dataset")
+    for split in filter(None, (spec.data.train_split, spec.data.eval_split)):
+        if split not in dataset.splits:
+            field = "data.train_split" if split == spec.data.train_split else "data.eval_split"
+            raise SpecError(
+                field,
+                f"data set {spec.data.dataset.name!r} has no split {split!r}",
+                hint=f"use one of: {', '.join(dataset.splits)}",
+            )
+
+    if spec.model.generator is not None:
+        model = instantiate(
+            info("generator", "model.generator"),
+            params["model.generator"],
+            "model.generator",
+            modalities=dataset.modalities,
+            target=dataset.target,
+        )
+    else:
+        model = _build_multimodal(spec, registry, params, dataset, info)
+
+    loss = None
+    if spec.loss is not None:
+        loss = instantiate(info("loss", "loss"), params["loss"], "loss", target=dataset.target)
+    metrics: dict[str, Metric] = {}
+    for i, ref in enumerate(spec.metrics):
+        path = f"metrics.{i}"
+        metrics[ref.name] = instantiate(
+            info("metric", path), params[path], path, target=dataset.target
+        )
+    return Pipeline(spec, dataset, model, loss, metrics)
+
+
+def _build_multimodal(spec, registry, params, dataset, info) -> MultimodalModel:  # noqa: ANN001
+    available = dataset.modalities
+    missing = [m for m in spec.model.encoders if m not in available]
+    if missing:
+        have = ", ".join(m.describe() for m in available.values()) or "none"
+        raise DataError(
+            f"data set {spec.data.dataset.name!r} (data.dataset) does not provide modality "
+            f"{', '.join(repr(m) for m in missing)} needed by model.encoders; it provides: {have}",
+            hint="rename the encoder keys to the data set's modality names, or use a data set "
+            "that has these modalities",
+        )
+    encoders: dict[str, Encoder] = {}
+    for mod in spec.model.encoders:
+        path = f"model.encoders.{mod}"
+        encoders[mod] = instantiate(
+            info("encoder", path), params[path], path, modality=available[mod]
+        )
+
+    in_features: dict[str, FeatureSpec] = {m: e.output for m, e in encoders.items()}
+    fusion: Fusion | None = None
+    if spec.model.fusion is not None:
+        fusion = instantiate(
+            info("fusion", "model.fusion"),
+            params["model.fusion"],
+            "model.fusion",
+            in_features=in_features,
+            in_dims={m: f.dim for m, f in in_features.items()},
+        )
+        feature_dim = fusion.output.dim
+    elif len(encoders) > 1:
+        raise SpecError(
+            "model.fusion",
+            f"{len(encoders)} encoders need a fusion to combine them",
+            hint="add e.g. `fusion: concat` (see `modalforge components fusion`)",
+        )
+    else:
+        feature_dim = next(iter(in_features.values())).dim
+
+    head = instantiate(
+        info("head", "model.head"),
+        params["model.head"],
+        "model.head",
+        in_dim=feature_dim,
+        target=dataset.target,
+    )
+    return MultimodalModel(encoders, fusion, head)
+
+
+def instantiate(info: ComponentInfo, params: Mapping[str, Any], path: str, **context: Any) -> Any:
+    """Build one component, passing the context parameters its signature asks for.
+
+    A context value the user also set explicitly must agree with what the pipeline derives.
+    """
+    kwargs = dict(params)
+    for name in info.injected:
+        derived = context.get(name)
+        if derived is None:
+            if (
+                name not in kwargs
+                and info.signature.parameters[name].default is info.signature.empty
+            ):
+                raise DataError(
+                    f"{info.kind} {info.name!r} ({path}) needs a {name}, which the pipeline cannot "
+                    f"provide here ({_source_of(name)} is missing)",
+                    hint=f"set `{path}.params.{name}`, or use a data set or component that has it",
+                )
+            continue
+        if name in kwargs and not _same(kwargs[name], derived):
+            raise SizeMismatchError(
+                f"{path}.params.{name}",
+                f"set to {kwargs[name]!r}, but the pipeline gives {_plain_repr(derived)} "
+                f"(from {_source_of(name)})",
+                hint=f"remove `{name}` to size it automatically, or change the upstream component",
+            )
+        kwargs[name] = derived
+    try:
+        obj = info.factory(**kwargs)
+    except ModalforgeError:
+        raise
+    except ValueError as exc:
+        raise SpecError(
+            path,
+            f"{info.kind} {info.name!r} rejected its configuration: {exc}",
+            hint=f"see `modalforge components {info.kind} {info.name}`",
+        ) from exc
+    base = KINDS[info.kind]
+    if not isinstance(obj, base):
+        raise PluginError(
+            f"{info.kind} {info.name!r} from plugin {info.provider!r} built a "
+            f"{type(obj).__name__}, which is not a {base.__name__}",
+            hint="the plugin's factory must return an instance of the contract class",
+        )
+    return obj
+
+
+def _same(given: Any, derived: Any) -> bool:
+    if isinstance(derived, Target):
+        return False if not isinstance(given, Target) else given == derived
+    if isinstance(derived, Mapping) and isinstance(given, Mapping):
+        return {k: _plain(v) for k, v in given.items()} == {
+            k: _plain(v) for k, v in derived.items()
+        }
+    return _plain(given) == _plain(derived)
+
+
+def _plain_repr(v: Any) -> str:
+    if isinstance(v, Mapping):
+        return repr({k: _plain(x) for k, x in v.items()})
+    return repr(_plain(v))
+
+
+def _plain(v: Any) -> Any:
+    return v.dim if isinstance(v, FeatureSpec) else v
+
+
+def _source_of(name: str) -> str:
+    return {
+        "in_dim": "the fusion's output, or the single encoder's output",
+        "in_dims": "the encoders' outputs",
+        "in_features": "the encoders' outputs",
+        "modality": "the data set's modality",
+        "target": "the data set's target",
+    }.get(name, "the pipeline")
+
+
+def _ref_at(spec: PipelineSpec, path: str):  # noqa: ANN202
+    for _, p, ref in spec.component_refs():
+        if p == path:
+            return ref
+    raise KeyError(path)

@@ -1,0 +1,51 @@
+"""The supervised multimodal model: encoders per modality → fusion → head."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from torch import Tensor, nn
+
+from modalforge.contracts import MASKS_KEY, Encoder, FeatureSpec, Fusion, Head
+
+
+class MultimodalModel(nn.Module):
+    """Composes registered components; outputs a dict with ``features`` and the head's key.
+
+    With a single encoder the fusion may be omitted and the encoder's pooled output feeds the head.
+    """
+
+    def __init__(self, encoders: Mapping[str, Encoder], fusion: Fusion | None, head: Head) -> None:
+        super().__init__()
+        if fusion is None and len(encoders) != 1:
+            raise ValueError("a fusion is required with more than one encoder")
+        self.encoders = nn.ModuleDict(dict(encoders))
+        self.fusion = fusion
+        self.head = head
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(self.encoders)
+
+    @property
+    def feature_spec(self) -> FeatureSpec:
+        if self.fusion is not None:
+            return self.fusion.output
+        return next(iter(self.encoders.values())).output
+
+    def encode(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Per-modality features; token-level where the fusion consumes tokens."""
+        out = {}
+        for name, encoder in self.encoders.items():
+            wants_tokens = self.fusion is not None and self.fusion.in_features[name].tokens
+            x = batch[name]
+            out[name] = encoder.forward_tokens(x) if wants_tokens else encoder(x)
+        return out
+
+    def forward(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        per_modality = self.encode(batch)
+        if self.fusion is None:
+            features = next(iter(per_modality.values()))
+        else:
+            features = self.fusion(per_modality, batch.get(MASKS_KEY))
+        return {"features": features, self.head.output_key: self.head(features)}

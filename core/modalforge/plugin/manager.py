@@ -1,0 +1,199 @@
+"""Plugin discovery and guarded loading.
+
+Each entry point in group ``modalforge`` is loaded and registered on its own: a plugin that fails to
+import or register is recorded with its real error and the others keep working. pluggy's
+``load_setuptools_entrypoints`` stops at the first failure, so it is not used.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import metadata
+
+import pluggy
+
+from modalforge.errors import DuplicateComponentError, PluginError
+from modalforge.plugin import hookspecs
+from modalforge.registry import Registrar, Registry
+
+ENV_VAR = "MODALFORGE_PLUGINS"
+
+
+@dataclass
+class PluginRecord:
+    """One plugin's load result, as listed by ``modalforge plugins``."""
+
+    name: str
+    module: str
+    distribution: str = ""
+    version: str = ""
+    components: list[tuple[str, str]] = field(default_factory=list)
+    error: str | None = None
+    error_detail: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class PluginHost:
+    """The loaded plugins and the registry they filled."""
+
+    registry: Registry
+    records: list[PluginRecord]
+
+    @property
+    def failures(self) -> list[PluginRecord]:
+        return [r for r in self.records if not r.ok]
+
+
+def allowed_plugins() -> set[str] | None:
+    """Names from ``MODALFORGE_PLUGINS`` (empty string: none), or ``None`` for all."""
+    raw = os.environ.get(ENV_VAR)
+    if raw is None:
+        return None
+    return {p.strip() for p in raw.split(",") if p.strip()}
+
+
+def discover() -> list[metadata.EntryPoint]:
+    eps = metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP)
+    seen: dict[str, metadata.EntryPoint] = {}
+    for ep in eps:  # the same distribution can be visible twice (editable + site); keep the first
+        seen.setdefault(ep.name, ep)
+    # Built-ins first: a third-party plugin that reuses a built-in name is the one that fails.
+    return sorted(seen.values(), key=lambda e: (not _is_builtin(e), e.name))
+
+
+def _is_builtin(ep: metadata.EntryPoint) -> bool:
+    return ep.dist is not None and ep.dist.metadata["Name"] == "modalforge"
+
+
+def load_plugins(
+    entry_points: Iterable[metadata.EntryPoint] | None = None,
+    *,
+    extra: Iterable[tuple[str, object]] = (),
+    allowed: set[str] | None = None,
+    warn: bool = True,
+) -> PluginHost:
+    """Load plugins from entry points (default: installed ones, filtered by ``MODALFORGE_PLUGINS``).
+
+    ``extra`` registers already-imported plugin objects ``(name, module_or_object)``, which tests
+    and notebooks use to add a plugin without installing it.
+    """
+    eps = list(discover() if entry_points is None else entry_points)
+    allowed = allowed_plugins() if allowed is None else allowed
+    if allowed is not None:
+        eps = [ep for ep in eps if ep.name in allowed]
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    registry = Registry()
+    records: list[PluginRecord] = []
+
+    candidates: list[tuple[str, str, object, metadata.EntryPoint | None]] = []
+    for ep in eps:
+        candidates.append((ep.name, ep.value, None, ep))
+    for name, obj in extra:
+        candidates.append((name, getattr(obj, "__name__", repr(obj)), obj, None))
+
+    for name, module, obj, ep in candidates:
+        record = PluginRecord(name=name, module=module)
+        if ep is not None and ep.dist is not None:
+            record.distribution = ep.dist.metadata["Name"] or ""
+            record.version = ep.dist.version or ""
+        records.append(record)
+        try:
+            plugin = ep.load() if ep is not None else obj
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - the plugin's failure, report it
+            _fail(record, "import failed", exc)
+            continue
+        _register(pm, registry, record, plugin)
+
+    host = PluginHost(registry, records)
+    if warn and host.failures:
+        names = ", ".join(f"{r.name} ({r.error})" for r in host.failures)
+        warnings.warn(
+            f"modalforge: {len(host.failures)} plugin(s) failed to load and were skipped: {names}. "
+            "Run `modalforge plugins` for details.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return host
+
+
+def _register(
+    pm: pluggy.PluginManager, registry: Registry, record: PluginRecord, plugin: object
+) -> None:
+    """Register one plugin into a scratch registry first, so a failure leaves no partial entries."""
+    scratch = Registry()
+    try:
+        pm.register(plugin, name=record.name)
+        pm.check_pending()  # a misspelt hook name is an error, not a silent no-op
+    except Exception as exc:  # noqa: BLE001
+        if pm.is_registered(plugin):
+            pm.unregister(plugin)
+        _fail(record, "not a valid plugin", exc)
+        return
+    try:
+        impls = [i for i in pm.hook.register_components.get_hookimpls() if i.plugin is plugin]
+        if not impls:
+            raise PluginError(
+                "it has no `register_components` hook implementation",
+                hint="decorate `def register_components(registry)` with modalforge.plugin.hookimpl",
+            )
+        for impl in impls:
+            impl.function(registry=Registrar(scratch, record.name))
+        for info in scratch:
+            registry.add(info)
+            record.components.append((info.kind, info.name))
+    except DuplicateComponentError as exc:
+        for kind, name in record.components:  # roll back what this plugin already added
+            registry._table[kind].pop(name, None)
+        record.components.clear()
+        _fail(record, "duplicate component", exc)
+        pm.unregister(plugin)
+    except Exception as exc:  # noqa: BLE001
+        _fail(record, "register_components raised", exc)
+        pm.unregister(plugin)
+
+
+def _fail(record: PluginRecord, what: str, exc: BaseException) -> None:
+    record.error = f"{what}: {type(exc).__name__}: {exc}"
+    record.error_detail = "".join(traceback.format_exception(exc))
+
+
+_HOST: PluginHost | None = None
+
+
+def get_host() -> PluginHost:
+    """The process-wide plugin host, loaded on first use."""
+    global _HOST
+    if _HOST is None:
+        _HOST = load_plugins()
+    return _HOST
+
+
+def get_registry() -> Registry:
+    """The process-wide registry of all loaded components."""
+    return get_host().registry
+
+
+def set_host(host: PluginHost | None) -> None:
+    """Replace (or with ``None``, reset) the process-wide host; used by tests and embedding apps."""
+    global _HOST
+    _HOST = host
+
+
+def require_plugin(name: str) -> PluginRecord:
+    """The record of a loaded plugin, or a :class:`PluginError` naming its failure."""
+    for record in get_host().records:
+        if record.name == name:
+            if not record.ok:
+                raise PluginError(f"plugin {name!r} failed to load: {record.error}")
+            return record
+    raise PluginError(f"plugin {name!r} is not installed or was excluded by {ENV_VAR}")

@@ -1,0 +1,106 @@
+"""The pipeline spec: a YAML document validated against these pydantic models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
+
+from modalforge.engine.config import TrainConfig
+
+
+class ComponentRef(BaseModel):
+    """A registered component by name, with its parameters. A bare string means no parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="registered component name (see `modalforge components`)")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="constructor parameters, checked against its signature"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+
+class DataSpec(BaseModel):
+    """Which data set to read and how to batch it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: ComponentRef = Field(description="registered dataset reader")
+    train_split: str = Field("train", description="split to train on")
+    eval_split: str | None = Field("test", description="split to evaluate on; null: none")
+    batch_size: PositiveInt = Field(64, description="samples per training micro-batch")
+    eval_batch_size: PositiveInt | None = Field(None, description="default: batch_size")
+    num_workers: NonNegativeInt = Field(0, description="DataLoader worker processes")
+    drop_last: bool = Field(False, description="drop the last incomplete training batch")
+
+
+class ModelSpec(BaseModel):
+    """Encoders keyed by modality name, then a fusion and a head; or a generator on its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    encoders: dict[str, ComponentRef] = Field(
+        default_factory=dict, description="one encoder per modality, keyed by modality name"
+    )
+    fusion: ComponentRef | None = Field(None, description="combines encoders; needed with 2+")
+    head: ComponentRef | None = Field(None, description="maps the representation to outputs")
+    generator: ComponentRef | None = Field(
+        None, description="a generator instead of encoders/fusion/head"
+    )
+
+    @model_validator(mode="after")
+    def _shape(self) -> ModelSpec:
+        if self.generator is not None:
+            if self.encoders or self.fusion or self.head:
+                raise ValueError("give either `generator` or `encoders`/`fusion`/`head`, not both")
+            return self
+        if not self.encoders:
+            raise ValueError("needs `encoders` (one per modality) or a `generator`")
+        if self.head is None:
+            raise ValueError("needs a `head`, e.g. `head: classification`")
+        return self
+
+
+class PipelineSpec(BaseModel):
+    """A whole pipeline: data, model, objective, metrics and training settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$", description="run name; used for output dirs")
+    seed: NonNegativeInt = Field(0, description="seeds python, numpy and torch")
+    data: DataSpec = Field(description="what to read and how to batch it")
+    model: ModelSpec = Field(description="the components and how they connect")
+    loss: ComponentRef | None = Field(None, description="training objective (not for generators)")
+    metrics: list[ComponentRef] = Field(
+        default_factory=list, description="evaluation metrics, computed on eval_split"
+    )
+    train: TrainConfig = Field(default_factory=TrainConfig, description="engine settings")
+    output_dir: str | None = Field(None, description="default: runs/<name>")
+
+    @model_validator(mode="after")
+    def _loss_needed(self) -> PipelineSpec:
+        if self.model.generator is None and self.loss is None:
+            raise ValueError("needs a `loss`, e.g. `loss: cross_entropy`")
+        return self
+
+    def component_refs(self) -> list[tuple[str, str, ComponentRef]]:
+        """Every component the spec names, as ``(kind, field path, ref)``."""
+        refs: list[tuple[str, str, ComponentRef]] = [("dataset", "data.dataset", self.data.dataset)]
+        for mod, ref in self.model.encoders.items():
+            refs.append(("encoder", f"model.encoders.{mod}", ref))
+        if self.model.fusion is not None:
+            refs.append(("fusion", "model.fusion", self.model.fusion))
+        if self.model.head is not None:
+            refs.append(("head", "model.head", self.model.head))
+        if self.model.generator is not None:
+            refs.append(("generator", "model.generator", self.model.generator))
+        if self.loss is not None:
+            refs.append(("loss", "loss", self.loss))
+        for i, ref in enumerate(self.metrics):
+            refs.append(("metric", f"metrics.{i}", ref))
+        return refs

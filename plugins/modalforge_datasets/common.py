@@ -1,0 +1,70 @@
+"""Pieces shared by the readers: an in-memory dict data set and a fixed stratified split."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from modalforge.contracts import MASKS_KEY
+from modalforge.errors import DataError
+
+
+class TensorDictDataset(Dataset):
+    """Samples ``{name: tensors[name][i]}`` (plus ``masks`` if given) from equal-length tensors."""
+
+    def __init__(
+        self, tensors: Mapping[str, Tensor], masks: Mapping[str, Tensor] | None = None
+    ) -> None:
+        lengths = {name: len(t) for name, t in tensors.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"arrays differ in length: {lengths}")
+        self.tensors = dict(tensors)
+        self.masks = dict(masks) if masks else None
+        self._len = next(iter(lengths.values()), 0)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, index: int) -> dict[str, object]:
+        sample: dict[str, object] = {name: t[index] for name, t in self.tensors.items()}
+        if self.masks is not None:
+            sample[MASKS_KEY] = {name: m[index] for name, m in self.masks.items()}
+        return sample
+
+    def subset(self, indices: np.ndarray) -> TensorDictDataset:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        masks = {n: m[idx] for n, m in self.masks.items()} if self.masks else None
+        return TensorDictDataset({n: t[idx] for n, t in self.tensors.items()}, masks)
+
+
+def stratified_split(
+    labels: np.ndarray, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted ``(train, test)`` indices with each class split in the same proportion.
+
+    Depends only on ``labels``, ``test_fraction`` and ``seed`` (NumPy's PCG64 stream per class), so
+    a split never changes between runs or machines; pass equal labels for a plain random split.
+    """
+    if not 0.0 <= test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    labels = np.asarray(labels).reshape(len(labels), -1)[:, 0]
+    test: list[np.ndarray] = []
+    for i, cls in enumerate(np.unique(labels)):
+        members = np.flatnonzero(labels == cls)
+        rng = np.random.default_rng([seed, i])
+        n_test = int(round(len(members) * test_fraction))
+        test.append(rng.permutation(members)[:n_test])
+    test_idx = np.sort(np.concatenate(test)) if test else np.empty(0, dtype=np.int64)
+    train_idx = np.setdiff1d(np.arange(len(labels)), test_idx)
+    return train_idx, test_idx
+
+
+def unknown_split(reader: str, split: str, splits: tuple[str, ...]) -> DataError:
+    return DataError(
+        f"data set {reader!r} has no split {split!r}",
+        hint=f"use one of: {', '.join(splits)} (data.train_split / data.eval_split)",
+    )

@@ -1,0 +1,114 @@
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from modalforge.plugin import PluginHost, set_host
+from modalforge_apps.cli import main
+from tests.core.toy import toy_registry, toy_spec
+
+HEAVY = ("torch", "timm", "transformers", "monai")
+
+
+@pytest.fixture
+def toy_host():
+    set_host(PluginHost(toy_registry(), []))
+    yield
+    set_host(None)
+
+
+def _spec_file(tmp_path, data: dict):  # noqa: ANN202
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_help_imports_nothing_heavy():
+    code = (
+        "import sys\n"
+        "from modalforge_apps.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "usage: modalforge" in out.stdout
+    assert out.stdout.strip().endswith("[]")
+
+
+def test_import_modalforge_imports_nothing_heavy():
+    code = f"import sys, modalforge\nprint(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_check_prints_tree(toy_host, tmp_path, capsys):
+    assert main(["check", str(_spec_file(tmp_path, toy_spec()))]) == 0
+    out = capsys.readouterr().out
+    assert "encoders.ct: flatten (FlattenEncoder) → 6  390 params" in out  # 64*6 + 6
+    assert "fusion: concat (image:4 + ct:6 + state:8) → 18" in out
+    assert "head: linear (LinearHead) 18 → logits  57 params" in out  # 18*3 + 3
+    assert "is valid" in out
+
+
+def test_check_with_override(toy_host, tmp_path, capsys):
+    path = _spec_file(tmp_path, toy_spec())
+    assert main(["check", str(path), "model.encoders.ct.params.dim=2"]) == 0
+    assert "fusion: concat (image:4 + ct:2 + state:8) → 14" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda d: d["model"].update(fusion="concatt"), "did you mean 'concat'"),
+        (lambda d: d["train"].update(epochs="x"), "train.epochs: Input should be a valid integer"),
+        (lambda d: d["model"]["encoders"].update(audio="flatten"), "does not provide modality"),
+        (
+            lambda d: d["model"].update(head={"name": "linear", "params": {"in_dim": 3}}),
+            "model.head.params.in_dim: set to 3",
+        ),
+    ],
+)
+def test_user_errors_exit_2_without_traceback(toy_host, tmp_path, capsys, mutate, expected):
+    data = toy_spec()
+    mutate(data)
+    assert main(["check", str(_spec_file(tmp_path, data))]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and expected in err
+    assert "Traceback" not in err
+
+
+def test_malformed_yaml_exit_2(toy_host, tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: [unclosed\n")
+    assert main(["check", str(path)]) == 2
+    assert "invalid YAML at line" in capsys.readouterr().err
+
+
+def test_debug_reraises(toy_host, tmp_path):
+    from modalforge.errors import SpecError
+
+    with pytest.raises(SpecError):
+        main(["--debug", "check", str(tmp_path / "missing.yaml")])
+
+
+def test_subprocess_exit_code_and_no_traceback(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "modalforge", "check", str(path)], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+    assert "data: Field required" in proc.stderr
+
+
+def test_components_listing(toy_host, capsys):
+    assert main(["components", "head"]) == 0
+    out = capsys.readouterr().out
+    assert "heads (1):" in out and "linear" in out and "bias: bool = True" in out
+    assert main(["components", "head", "linear"]) == 0
+    out = capsys.readouterr().out
+    assert "sized by the pipeline (not set in specs): in_dim, target" in out
+    assert main(["components", "heads", "nope"]) == 2
+    assert "no head named 'nope'" in capsys.readouterr().err

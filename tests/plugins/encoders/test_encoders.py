@@ -1,0 +1,104 @@
+"""The pure-PyTorch encoders: output shapes agree with the declared FeatureSpec for every kind."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from modalforge.errors import SpecError
+from modalforge.modality import Modality
+from modalforge_encoders import CNNEncoder, EmbeddingEncoder, MLPEncoder
+
+VECTOR_MODALITIES = [
+    Modality("labs", "tabular", (7,)),
+    Modality("state", "lowdim", (4,)),
+    Modality("ecg", "timeseries", (10, 3)),
+]
+SPATIAL_MODALITIES = [
+    Modality("image", "image2d", (3, 12, 12)),
+    Modality("depth", "depth", (1, 9, 11)),
+    Modality("ct", "volume3d", (2, 8, 8, 8)),
+]
+
+
+@pytest.mark.parametrize("modality", VECTOR_MODALITIES, ids=lambda m: str(m.kind))
+@pytest.mark.parametrize("norm", ["layer", "batch", "none"])
+def test_mlp_output_matches_feature_spec(modality, norm):
+    enc = MLPEncoder(modality, hidden_dims=[16, 8], out_dim=5, dropout=0.1, norm=norm)
+    out = enc(torch.randn(4, *modality.shape))
+    assert enc.output.dim == 5 and not enc.output.tokens
+    assert out.shape == (4, 5)
+    assert enc.in_dim == torch.Size(modality.shape).numel()
+
+
+def test_mlp_without_hidden_layers_is_one_linear_map():
+    enc = MLPEncoder(Modality("x", "tabular", (3,)), hidden_dims=[], out_dim=2)
+    x = torch.randn(5, 3)
+    lin = enc.net[0]
+    torch.testing.assert_close(enc(x), x @ lin.weight.T + lin.bias)
+
+
+def test_mlp_rejects_image_modality_naming_the_field():
+    with pytest.raises(SpecError, match=r"model\.encoders\.image"):
+        MLPEncoder(Modality("image", "image2d", (1, 4, 4)))
+
+
+@pytest.mark.parametrize("modality", SPATIAL_MODALITIES, ids=lambda m: str(m.kind))
+@pytest.mark.parametrize("out_dim", [None, 6])
+def test_cnn_output_and_tokens_match_feature_spec(modality, out_dim):
+    enc = CNNEncoder(modality, widths=[4, 8], out_dim=out_dim).eval()
+    x = torch.randn(2, *modality.shape)
+    pooled, tokens = enc(x), enc.forward_tokens(x)
+    dim = out_dim or 8
+    assert enc.output.dim == dim and enc.output.tokens
+    assert pooled.shape == (2, dim)
+    # second stage has stride 2: ceil(size / 2) positions per spatial axis
+    positions = 1
+    for size in modality.shape[1:]:
+        positions *= (size + 1) // 2
+    assert tokens.shape == (2, positions, dim)
+    # pooling and the linear projection commute: pooled = mean of the tokens
+    torch.testing.assert_close(pooled, tokens.mean(dim=1), rtol=1e-5, atol=1e-5)
+
+
+def test_cnn_picks_conv_dimension_and_channels_from_modality():
+    enc2d = CNNEncoder(Modality("i", "image2d", (3, 8, 8)), widths=[4])
+    enc3d = CNNEncoder(Modality("v", "volume3d", (2, 8, 8, 8)), widths=[4], norm="group")
+    assert isinstance(enc2d.features[0], torch.nn.Conv2d) and enc2d.features[0].in_channels == 3
+    assert isinstance(enc3d.features[0], torch.nn.Conv3d) and enc3d.features[0].in_channels == 2
+
+
+def test_embedding_mean_pools_non_padding_tokens():
+    enc = EmbeddingEncoder(Modality("text", "text", (None,)), vocab_size=20, dim=6)
+    ids = torch.tensor([[3, 4, 0, 0], [5, 6, 7, 1]])
+    pooled, tokens = enc(ids), enc.forward_tokens(ids)
+    assert enc.output.dim == 6 and enc.output.tokens
+    assert pooled.shape == (2, 6) and tokens.shape == (2, 4, 6)
+    w = enc.embed.weight
+    torch.testing.assert_close(pooled[0], (w[3] + w[4]) / 2)
+    torch.testing.assert_close(pooled[1], (w[5] + w[6] + w[7] + w[1]) / 4)
+
+
+def test_embedding_all_padding_gives_zeros_not_nan():
+    enc = EmbeddingEncoder(Modality("text", "text", (3,)), vocab_size=5, dim=4)
+    assert torch.equal(enc(torch.zeros(1, 3, dtype=torch.long)), torch.zeros(1, 4))
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [
+        lambda: MLPEncoder(VECTOR_MODALITIES[0], hidden_dims=[8]),
+        lambda: CNNEncoder(SPATIAL_MODALITIES[2], widths=[4, 4], out_dim=3),
+        lambda: EmbeddingEncoder(Modality("t", "text", (5,)), vocab_size=9, dim=3),
+    ],
+)
+def test_every_encoder_parameter_gets_a_gradient(factory):
+    enc = factory().train()
+    m = enc.modality
+    if str(m.kind) == "text":
+        x = torch.randint(1, 9, (3, 5))
+    else:
+        x = torch.randn(3, *m.shape)
+    enc(x).square().sum().backward()
+    for name, p in enc.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
