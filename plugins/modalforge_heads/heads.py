@@ -20,48 +20,44 @@ def _check_kind(head: str, target: Target, kinds: tuple[TargetKind, ...], other:
         )
 
 
-class ClassificationHead(Head):
+class _TargetHead(Head):
+    """An MLP from ``in_dim`` to the target's outputs; subclasses say which target kinds fit."""
+
+    kinds: tuple[TargetKind, ...] = ()
+    other: str = ""  # the head to suggest for other kinds
+
+    def __init__(
+        self,
+        in_dim: int,
+        target: Target,
+        hidden_dims: list[int] = [],  # noqa: B006 - read-only default, copied below
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(in_dim)
+        _check_kind(self.name, target, self.kinds, self.other)
+        self.target = target
+        self.net = head_mlp(in_dim, list(hidden_dims), target.num_outputs, dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class ClassificationHead(_TargetHead):
     """Class logits ``(B, classes)`` for multiclass (softmax) or multilabel (sigmoid) targets."""
 
     output_key = "logits"
-
-    def __init__(
-        self,
-        in_dim: int,
-        target: Target,
-        hidden_dims: list[int] = [],  # noqa: B006 - read-only default, copied below
-        dropout: float = 0.0,
-    ) -> None:
-        super().__init__(in_dim)
-        _check_kind(
-            "classification", target, (TargetKind.MULTICLASS, TargetKind.MULTILABEL), "regression"
-        )
-        self.target = target
-        self.net = head_mlp(in_dim, list(hidden_dims), target.num_outputs, dropout)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+    name = "classification"
+    kinds = (TargetKind.MULTICLASS, TargetKind.MULTILABEL)
+    other = "regression"
 
 
-class RegressionHead(Head):
+class RegressionHead(_TargetHead):
     """Real-valued predictions ``(B, num_outputs)``, stored under ``prediction``."""
 
     output_key = "prediction"
-
-    def __init__(
-        self,
-        in_dim: int,
-        target: Target,
-        hidden_dims: list[int] = [],  # noqa: B006 - read-only default, copied below
-        dropout: float = 0.0,
-    ) -> None:
-        super().__init__(in_dim)
-        _check_kind("regression", target, (TargetKind.REGRESSION,), "classification")
-        self.target = target
-        self.net = head_mlp(in_dim, list(hidden_dims), target.num_outputs, dropout)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+    name = "regression"
+    kinds = (TargetKind.REGRESSION,)
+    other = "classification"
 
 
 class ProjectionHead(Head):
