@@ -41,6 +41,7 @@ _EXPORTS: dict[str, str] = {
     "build_pipeline": "modalforge.pipeline",
     "Pipeline": "modalforge.pipeline",
     "MultimodalModel": "modalforge.pipeline",
+    "ContrastiveModel": "modalforge.pipeline",
     "TrainConfig": "modalforge.engine.config",
     "Trainer": "modalforge.engine",
     "train": "modalforge.engine",
@@ -95,7 +96,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         SpecError,
     )
     from modalforge.modality import Modality, ModalityKind
-    from modalforge.pipeline import MultimodalModel, Pipeline, build_pipeline
+    from modalforge.pipeline import ContrastiveModel, MultimodalModel, Pipeline, build_pipeline
     from modalforge.plugin import get_registry, hookimpl, load_plugins
     from modalforge.registry import ComponentInfo, Registrar, Registry
     from modalforge.spec import PipelineSpec, load_spec

@@ -37,6 +37,10 @@ KIND_NDIM: dict[ModalityKind, int | None] = {
 }
 
 
+# dtypes of samples that are not tensors yet: the encoder's ``preprocess()`` converts them.
+RAW_DTYPES: frozenset[str] = frozenset({"str", "image"})
+
+
 @dataclass(frozen=True)
 class Modality:
     """One named input of a pipeline, e.g. ``Modality("ct", "volume3d", (1, 64, 64, 64))``.
@@ -59,6 +63,12 @@ class Modality:
                 f"modality {self.name!r} of kind {self.kind} needs {ndim} dims (without batch), "
                 f"got shape {self.shape}"
             )
+
+    @property
+    def is_raw(self) -> bool:
+        """Samples are raw (``str`` captions, ``image`` PIL images) and need the encoder's
+        ``preprocess()`` before batching."""
+        return self.dtype in RAW_DTYPES
 
     @property
     def channels(self) -> int | None:

@@ -43,7 +43,11 @@ class Encoder(nn.Module, ABC):
         raise NotImplementedError(f"{type(self).__name__} does not produce token sequences")
 
     def preprocess(self) -> Callable[[object], Tensor] | None:
-        """Transform from one raw sample (PIL image, string, array) to the tensor it expects."""
+        """Transform from one raw sample (a caption ``str``, a PIL image) to the tensor it expects.
+
+        The pipeline applies it to every sample of a modality whose ``dtype`` is raw
+        (see :attr:`Modality.is_raw`), in the data loader's workers.
+        """
         return None
 
 

@@ -26,3 +26,6 @@ class Loss(nn.Module, ABC):
 
     @abstractmethod
     def forward(self, outputs: Mapping[str, Tensor], batch: Mapping[str, Tensor]) -> LossOutput: ...
+
+    def after_optimizer_step(self) -> None:  # noqa: B027 - optional hook
+        """Called by the engine after each optimizer step (e.g. to clamp a learnable scale)."""

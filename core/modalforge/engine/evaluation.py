@@ -49,6 +49,8 @@ def run_evaluation(
         loss.eval()
     for metric in metrics.values():
         metric.reset()
+        with torch.no_grad():
+            metric.prepare(model)
     sums: dict[str, Tensor] = {}
     count = 0
     bar = Progress(

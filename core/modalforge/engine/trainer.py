@@ -181,7 +181,7 @@ class Trainer:
         if key not in self._loaders:
             d = self.spec.data
             self._loaders[key] = EpochLoader(
-                self.pipeline.dataset.load(split),
+                self.pipeline.load(split),
                 batch_size=d.batch_size if train else (d.eval_batch_size or d.batch_size),
                 shuffle=train,
                 seed=self.spec.seed,
@@ -256,6 +256,7 @@ class Trainer:
                     if i - first < size - 1:
                         continue
                     ctx.step("model")
+                    self.loss.after_optimizer_step()
                 ctx.finish()
                 self.step += 1
                 if self.step % cfg.log_every_steps == 0:

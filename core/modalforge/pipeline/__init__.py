@@ -1,6 +1,15 @@
 """Pipeline assembly from specs."""
 
-from modalforge.pipeline.build import Pipeline, build_pipeline, instantiate
+from modalforge.pipeline.build import Pipeline, TransformedDataset, build_pipeline, instantiate
+from modalforge.pipeline.contrastive import ContrastiveModel, embed_key
 from modalforge.pipeline.model import MultimodalModel
 
-__all__ = ["MultimodalModel", "Pipeline", "build_pipeline", "instantiate"]
+__all__ = [
+    "ContrastiveModel",
+    "MultimodalModel",
+    "Pipeline",
+    "TransformedDataset",
+    "build_pipeline",
+    "embed_key",
+    "instantiate",
+]

@@ -6,17 +6,19 @@ from the encoders' declared outputs, and the head from the fusion's output and t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
+from torch.utils.data import Dataset
 
 from modalforge.contracts import KINDS, DatasetReader, Encoder, Loss, Metric
 from modalforge.contracts.dataset import Target
 from modalforge.contracts.features import FeatureSpec
 from modalforge.contracts.fusion import Fusion
 from modalforge.errors import DataError, ModalforgeError, PluginError, SizeMismatchError, SpecError
+from modalforge.pipeline.contrastive import ContrastiveModel
 from modalforge.pipeline.model import MultimodalModel
 from modalforge.registry import ComponentInfo, Registry
 from modalforge.spec.loader import validate_components
@@ -25,13 +27,41 @@ from modalforge.spec.schema import PipelineSpec
 
 @dataclass
 class Pipeline:
-    """Everything a run needs, built from one spec."""
+    """Everything a run needs, built from one spec.
+
+    ``transforms`` turn raw samples (captions, PIL images) into tensors, per modality; they come
+    from the encoders' ``preprocess()`` and are applied by :meth:`load`.
+    """
 
     spec: PipelineSpec
     dataset: DatasetReader
     model: nn.Module
     loss: Loss | None
     metrics: dict[str, Metric]
+    transforms: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
+
+    def load(self, split: str) -> Dataset:
+        """The data set's ``split``, with raw modalities preprocessed for their encoders."""
+        data = self.dataset.load(split)
+        return TransformedDataset(data, self.transforms) if self.transforms else data
+
+
+class TransformedDataset(Dataset):
+    """Applies per-modality transforms to each dict sample (runs in loader workers)."""
+
+    def __init__(self, data: Dataset, transforms: Mapping[str, Callable[[Any], Any]]) -> None:
+        self.data = data
+        self.transforms = dict(transforms)
+
+    def __len__(self) -> int:
+        return len(self.data)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = dict(self.data[index])
+        for name, fn in self.transforms.items():
+            if name in sample:
+                sample[name] = fn(sample[name])
+        return sample
 
 
 def build_pipeline(spec: PipelineSpec, registry: Registry | None = None) -> Pipeline:
@@ -56,7 +86,8 @@ def build_pipeline(spec: PipelineSpec, registry: Registry | None = None) -> Pipe
                 hint=f"use one of: {', '.join(dataset.splits)}",
             )
 
-    if spec.model.generator is not None:
+    transforms: dict[str, Callable[[Any], Any]] = {}
+    if spec.model.type == "generator":
         model = instantiate(
             info("generator", "model.generator"),
             params["model.generator"],
@@ -65,7 +96,15 @@ def build_pipeline(spec: PipelineSpec, registry: Registry | None = None) -> Pipe
             target=dataset.target,
         )
     else:
-        model = _build_multimodal(spec, registry, params, dataset, info)
+        encoders = _build_encoders(spec, params, dataset, info)
+        transforms = _raw_transforms(spec, dataset, encoders)
+        if spec.model.type == "contrastive":
+            try:
+                model = ContrastiveModel(encoders, spec.model.embed_dim)
+            except ValueError as exc:
+                raise SpecError("model.embed_dim", str(exc)) from None
+        else:
+            model = _build_multimodal(spec, params, dataset, info, encoders)
 
     loss = None
     if spec.loss is not None:
@@ -76,10 +115,10 @@ def build_pipeline(spec: PipelineSpec, registry: Registry | None = None) -> Pipe
         metrics[ref.name] = instantiate(
             info("metric", path), params[path], path, target=dataset.target
         )
-    return Pipeline(spec, dataset, model, loss, metrics)
+    return Pipeline(spec, dataset, model, loss, metrics, transforms)
 
 
-def _build_multimodal(spec, registry, params, dataset, info) -> MultimodalModel:  # noqa: ANN001
+def _build_encoders(spec, params, dataset, info) -> dict[str, Encoder]:  # noqa: ANN001
     available = dataset.modalities
     missing = [m for m in spec.model.encoders if m not in available]
     if missing:
@@ -96,6 +135,30 @@ def _build_multimodal(spec, registry, params, dataset, info) -> MultimodalModel:
         encoders[mod] = instantiate(
             info("encoder", path), params[path], path, modality=available[mod]
         )
+    return encoders
+
+
+def _raw_transforms(spec, dataset, encoders) -> dict[str, Callable[[Any], Any]]:  # noqa: ANN001
+    """Each raw modality's preprocessing, from its encoder."""
+    transforms = {}
+    for mod, encoder in encoders.items():
+        modality = dataset.modalities[mod]
+        if not modality.is_raw:
+            continue
+        fn = encoder.preprocess()
+        if fn is None:
+            raise SpecError(
+                f"model.encoders.{mod}",
+                f"data set {spec.data.dataset.name!r} yields raw {modality.dtype} samples for "
+                f"{mod!r}, but encoder {spec.model.encoders[mod].name!r} has no preprocessing "
+                "to turn them into tensors",
+                hint="use an encoder that brings its own tokenizer / image transform",
+            )
+        transforms[mod] = fn
+    return transforms
+
+
+def _build_multimodal(spec, params, dataset, info, encoders) -> MultimodalModel:  # noqa: ANN001
 
     in_features: dict[str, FeatureSpec] = {m: e.output for m, e in encoders.items()}
     fusion: Fusion | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
 
@@ -40,10 +40,17 @@ class DataSpec(BaseModel):
 
 
 class ModelSpec(BaseModel):
-    """Encoders keyed by modality name, then a fusion and a head; or a generator on its own."""
+    """What to build: a supervised model (encoders → fusion → head), a contrastive model
+    (encoders → shared embedding space, as CLIP) or a generator."""
 
     model_config = ConfigDict(extra="forbid")
 
+    type: Literal["supervised", "contrastive", "generator"] | None = Field(
+        None, description="inferred: generator if `generator` is set, else supervised"
+    )
+    embed_dim: PositiveInt | None = Field(
+        None, description="contrastive only: shared embedding size (default: the encoders' size)"
+    )
     encoders: dict[str, ComponentRef] = Field(
         default_factory=dict, description="one encoder per modality, keyed by modality name"
     )
@@ -55,14 +62,28 @@ class ModelSpec(BaseModel):
 
     @model_validator(mode="after")
     def _shape(self) -> ModelSpec:
-        if self.generator is not None:
+        if self.type is None:
+            self.type = "generator" if self.generator is not None else "supervised"
+        if self.type != "contrastive" and self.embed_dim is not None:
+            raise ValueError("`embed_dim` applies to `type: contrastive` only")
+        if self.type == "generator":
+            if self.generator is None:
+                raise ValueError("`type: generator` needs a `generator`")
             if self.encoders or self.fusion or self.head:
                 raise ValueError("give either `generator` or `encoders`/`fusion`/`head`, not both")
             return self
+        if self.generator is not None:
+            raise ValueError(f"`type: {self.type}` takes no `generator`")
         if not self.encoders:
             raise ValueError("needs `encoders` (one per modality) or a `generator`")
+        if self.type == "contrastive":
+            if self.fusion is not None or self.head is not None:
+                raise ValueError("`type: contrastive` embeds each modality; remove fusion/head")
+            if len(self.encoders) < 2:
+                raise ValueError("`type: contrastive` needs encoders for two or more modalities")
+            return self
         if self.head is None:
-            raise ValueError("needs a `head`, e.g. `head: classification`")
+            raise ValueError("needs a `head` (e.g. `head: classification`), or `type: contrastive`")
         return self
 
 
@@ -84,7 +105,7 @@ class PipelineSpec(BaseModel):
 
     @model_validator(mode="after")
     def _loss_needed(self) -> PipelineSpec:
-        if self.model.generator is None and self.loss is None:
+        if self.model.type != "generator" and self.loss is None:
             raise ValueError("needs a `loss`, e.g. `loss: cross_entropy`")
         return self
 
