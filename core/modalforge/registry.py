@@ -18,7 +18,7 @@ from modalforge.errors import DuplicateComponentError, SpecError, UnknownCompone
 
 # Constructor parameters the builder fills in, by kind of context they describe.
 INJECTED: frozenset[str] = frozenset(
-    {"modality", "modalities", "in_features", "in_dims", "in_dim", "target"}
+    {"modality", "modalities", "in_features", "in_dims", "in_dim", "target", "dataset"}
 )
 
 

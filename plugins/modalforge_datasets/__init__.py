@@ -1,4 +1,5 @@
-"""Built-in data sets: ``digits`` (bundled with scikit-learn), ``synthetic``, ``tensor_file``."""
+"""Built-in data sets: ``digits`` (bundled with scikit-learn), ``synthetic``, ``tensor_file``, and
+the image–text readers ``digits_captions``, ``image_text_manifest`` and ``webdataset``."""
 
 from __future__ import annotations
 
@@ -6,13 +7,25 @@ from typing import TYPE_CHECKING
 
 from modalforge.plugin import hookimpl
 from modalforge_datasets.digits import DigitsDataset
+from modalforge_datasets.digits_captions import DigitsCaptionsDataset, zeroshot_templates
+from modalforge_datasets.manifest import ImageTextManifestDataset
 from modalforge_datasets.synthetic import SyntheticDataset
 from modalforge_datasets.tensor_file import TensorFileDataset
+from modalforge_datasets.webdataset import WebDatasetReader
 
 if TYPE_CHECKING:
     from modalforge.registry import Registrar
 
-__all__ = ["DigitsDataset", "SyntheticDataset", "TensorFileDataset", "register_components"]
+__all__ = [
+    "DigitsCaptionsDataset",
+    "DigitsDataset",
+    "ImageTextManifestDataset",
+    "SyntheticDataset",
+    "TensorFileDataset",
+    "WebDatasetReader",
+    "register_components",
+    "zeroshot_templates",
+]
 
 
 @hookimpl
@@ -20,3 +33,8 @@ def register_components(registry: Registrar) -> None:
     registry.dataset("digits", DigitsDataset, tags=("image2d", "multiclass", "offline"))
     registry.dataset("synthetic", SyntheticDataset, tags=("multimodal", "offline"))
     registry.dataset("tensor_file", TensorFileDataset, tags=("npz", "safetensors"))
+    registry.dataset(
+        "digits_captions", DigitsCaptionsDataset, tags=("image-text", "multiclass", "offline")
+    )
+    registry.dataset("image_text_manifest", ImageTextManifestDataset, tags=("image-text", "csv"))
+    registry.dataset("webdataset", WebDatasetReader, tags=("image-text", "tar"))

@@ -1,8 +1,9 @@
-"""Pieces shared by the readers: an in-memory dict data set and a fixed stratified split."""
+"""Pieces shared by the readers: an in-memory dict data set, a fixed stratified split and a
+fork-friendly list of strings."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -68,3 +69,30 @@ def unknown_split(reader: str, split: str, splits: tuple[str, ...]) -> DataError
         f"data set {reader!r} has no split {split!r}",
         hint=f"use one of: {', '.join(splits)} (data.train_split / data.eval_split)",
     )
+
+
+class PackedStrings:
+    """An immutable list of strings stored as one UTF-8 buffer plus offsets.
+
+    Millions of Python ``str`` objects in a data set are copied page by page into every forked
+    DataLoader worker as their reference counts change; two NumPy arrays are shared for good.
+    """
+
+    def __init__(self, strings: Sequence[str]) -> None:
+        encoded = [s.encode("utf-8") for s in strings]
+        self._offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(b) for b in encoded], out=self._offsets[1:])
+        self._buffer = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __getitem__(self, index: int) -> str:
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        index %= len(self)
+        start, end = self._offsets[index], self._offsets[index + 1]
+        return self._buffer[start:end].tobytes().decode("utf-8")
+
+    def __iter__(self) -> Iterator[str]:
+        return (self[i] for i in range(len(self)))

@@ -1,4 +1,5 @@
-"""Built-in metrics: ``accuracy``, ``macro_f1``, ``roc_auc`` (classification), ``mae``, ``rmse``."""
+"""Built-in metrics: ``accuracy``, ``macro_f1``, ``roc_auc`` (classification), ``mae``, ``rmse``;
+for embedding models ``zeroshot``, ``retrieval``, ``linear_probe`` and ``svm_probe``."""
 
 from __future__ import annotations
 
@@ -6,12 +7,26 @@ from typing import TYPE_CHECKING
 
 from modalforge.plugin import hookimpl
 from modalforge_metrics.classification import Accuracy, MacroF1, RocAuc
+from modalforge_metrics.probes import LinearProbe, SvmProbe
 from modalforge_metrics.regression import MAE, RMSE
+from modalforge_metrics.retrieval import Retrieval
+from modalforge_metrics.zeroshot import ZeroShot
 
 if TYPE_CHECKING:
     from modalforge.registry import Registrar
 
-__all__ = ["MAE", "RMSE", "Accuracy", "MacroF1", "RocAuc", "register_components"]
+__all__ = [
+    "MAE",
+    "RMSE",
+    "Accuracy",
+    "LinearProbe",
+    "MacroF1",
+    "Retrieval",
+    "RocAuc",
+    "SvmProbe",
+    "ZeroShot",
+    "register_components",
+]
 
 
 @hookimpl
@@ -21,3 +36,7 @@ def register_components(registry: Registrar) -> None:
     registry.metric("roc_auc", RocAuc, tags=("multiclass", "multilabel"))
     registry.metric("mae", MAE, tags=("regression",))
     registry.metric("rmse", RMSE, tags=("regression",))
+    registry.metric("zeroshot", ZeroShot, tags=("contrastive", "multiclass"))
+    registry.metric("retrieval", Retrieval, tags=("contrastive",))
+    registry.metric("linear_probe", LinearProbe, tags=("embedding", "multiclass"))
+    registry.metric("svm_probe", SvmProbe, tags=("embedding", "multiclass"))

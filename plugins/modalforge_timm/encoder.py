@@ -14,6 +14,7 @@ from modalforge.contracts import Encoder, FeatureSpec
 from modalforge.deps import require
 from modalforge.errors import CheckpointError, SpecError
 from modalforge.modality import Modality, ModalityKind
+from modalforge_timm.lock import lock_groups, set_eval
 from modalforge_timm.weights import check_weights_cover, check_weights_file
 
 
@@ -26,6 +27,12 @@ class TimmEncoder(Encoder):
     convolution to the modality's channels. ``img_size`` defaults to the modality's size for models
     that take one (ViTs); convolutional models accept any size. ``freeze`` locks the tower (its
     weights and normalisation statistics); an optional ``proj_dim`` projection stays trainable.
+
+    ``freeze`` with ``unlocked_groups: N`` locks all but the last ``N`` layer groups (timm's
+    ``group_matcher``: stem, blocks or stages, final norm), as LiT and open_clip's
+    ``lock_image_unlocked_groups`` do; ``freeze_bn_stats`` then also keeps the running statistics
+    of the locked batch norms. ``grad_checkpointing`` recomputes activations in the backward pass
+    to save memory (non-reentrant, so it also works when the first groups are locked).
     """
 
     accepts = (ModalityKind.IMAGE2D, ModalityKind.DEPTH)
@@ -42,6 +49,8 @@ class TimmEncoder(Encoder):
         drop_rate: float = 0.0,
         grad_checkpointing: bool = False,
         freeze: bool = False,
+        unlocked_groups: int = 0,
+        freeze_bn_stats: bool = False,
     ) -> None:
         super().__init__(modality)
         timm = require("timm", package="timm")
@@ -55,8 +64,12 @@ class TimmEncoder(Encoder):
             )
         if weights_file is not None:
             check_weights_file(weights_file, f"{field}.weights_file")
+        _check_lock(field, freeze, unlocked_groups, freeze_bn_stats)
+        if proj_dim is not None and proj_dim <= 0:
+            raise SpecError(f"{field}.proj_dim", f"must be positive, got {proj_dim}")
         self.model_name = model_name
-        self.freeze = freeze
+        self.freeze = freeze and unlocked_groups == 0  # the whole tower: eval mode, no grad
+        self._frozen_norms: list[str] = []
 
         kwargs: dict[str, Any] = {
             "pretrained": pretrained or weights_file is not None,
@@ -87,16 +100,20 @@ class TimmEncoder(Encoder):
                     hint="set grad_checkpointing: false",
                 )
             self.model.set_grad_checkpointing(True)
-        if freeze:
+        if self.freeze:
             self.model.requires_grad_(False)
             self.model.eval()
+        elif freeze:
+            locked_norms = lock_groups(
+                self.model, unlocked_groups, f"{field}.unlocked_groups", model_name=model_name
+            )
+            self._frozen_norms = locked_norms if freeze_bn_stats else []
+            set_eval(self.model, self._frozen_norms)
 
         pooled_dim = int(getattr(self.model, "head_hidden_size", None) or self.model.num_features)
         self.token_dim = int(self.model.num_features)
         self.proj: nn.Module = nn.Identity()
         if proj_dim is not None:
-            if proj_dim <= 0:
-                raise SpecError(f"{field}.proj_dim", f"must be positive, got {proj_dim}")
             self.proj = nn.Linear(pooled_dim, proj_dim)
         # Tokens come from forward_features; they share the pooled features' width only when the
         # model has no extra pre-logits layer (MobileNetV3 and MambaOut have one).
@@ -107,10 +124,12 @@ class TimmEncoder(Encoder):
         return self._output
 
     def train(self, mode: bool = True) -> TimmEncoder:
-        """Keep a frozen tower in eval mode, so its normalisation statistics stay as loaded."""
+        """Keep a frozen tower (or its locked batch norms) in eval mode: statistics stay."""
         super().train(mode)
         if self.freeze:
             self.model.eval()
+        elif mode and self._frozen_norms:
+            set_eval(self.model, self._frozen_norms)
         return self
 
     def _tower(self) -> contextlib.AbstractContextManager[Any]:
@@ -144,6 +163,19 @@ class TimmEncoder(Encoder):
         from modalforge_timm.preprocess import TimmPreprocess
 
         return TimmPreprocess.for_model(self.model, self.modality)
+
+
+def _check_lock(field: str, freeze: bool, unlocked_groups: int, freeze_bn_stats: bool) -> None:
+    if unlocked_groups < 0:
+        raise SpecError(f"{field}.unlocked_groups", f"must be 0 or more, got {unlocked_groups}")
+    if not freeze and (unlocked_groups or freeze_bn_stats):
+        name = "unlocked_groups" if unlocked_groups else "freeze_bn_stats"
+        raise SpecError(
+            f"{field}.{name}",
+            "applies to a locked tower only, but freeze is false",
+            hint=f"set freeze: true to lock the tower (all but the last unlocked_groups), or "
+            f"remove {name}",
+        )
 
 
 def _check_model_name(timm: Any, name: str, field: str) -> None:

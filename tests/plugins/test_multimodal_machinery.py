@@ -13,7 +13,18 @@ from modalforge.pipeline import build_pipeline
 from modalforge.plugin import load_plugins
 from modalforge.spec import parse_spec
 
-BUILTIN = {"datasets", "encoders", "fusion", "heads", "losses", "metrics", "monai", "timm"}
+BUILTIN = {
+    "clip",
+    "datasets",
+    "encoders",
+    "fusion",
+    "heads",
+    "losses",
+    "metrics",
+    "monai",
+    "timm",
+    "transformers",
+}
 
 SPEC = {
     "name": "machinery",
@@ -59,6 +70,10 @@ def test_builtin_plugins_load_through_entry_points():
         ("dataset", "digits"),
         ("metric", "roc_auc"),
         ("loss", "mse"),
+        ("encoder", "clip_text"),
+        ("encoder", "hf_clip_image"),
+        ("encoder", "open_clip_text"),
+        ("encoder", "hf_text"),
     ]:
         assert (kind, name) in host.registry
 
@@ -92,7 +107,8 @@ def test_loading_plugins_imports_no_heavy_dependency():
         "import modalforge\n"
         "from modalforge.plugin import load_plugins\n"
         "host = load_plugins(warn=False)\n"
-        "heavy = [m for m in ('timm', 'transformers', 'monai') if m in sys.modules]\n"
+        "heavy = [m for m in ('timm', 'transformers', 'monai', 'open_clip', 'tokenizers')\n"
+        "         if m in sys.modules]\n"
         "print(json.dumps({'heavy': heavy, 'failed': [r.name for r in host.failures]}))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -50,7 +50,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="FILE", help="also write the metrics as JSON here")
     p.set_defaults(handler=_lazy("modalforge_apps.cli.run", "cmd_eval"))
 
-    p = sub.add_parser("demo", help="the main job: train and evaluate on the built-in digits")
+    p = sub.add_parser("zeroshot", help="zero-shot classify a split with class-name prompts")
+    _spec_args(p)
+    _inference_args(p)
+    p.add_argument("--classes", metavar="A,B,C", help="class names in label order (default: data)")
+    p.add_argument(
+        "--templates", metavar="FILE", help="prompt templates, one per line with {} (default: data)"
+    )
+    p.add_argument("--batch-size", type=int, default=256, help="prompts per text batch")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--output", metavar="FILE", help="also write the results as JSON here")
+    p.set_defaults(handler=_lazy("modalforge_apps.cli.zeroshot_cmd", "cmd_zeroshot"))
+
+    p = sub.add_parser("retrieve", help="images for a text query, or captions for an image")
+    _spec_args(p)
+    _inference_args(p)
+    query = p.add_mutually_exclusive_group(required=True)
+    query.add_argument("--query", metavar="TEXT", help="text query: rank the split's images")
+    query.add_argument("--query-image", metavar="PATH", help="image file: rank the captions")
+    query.add_argument(
+        "--query-index", type=int, metavar="N", help="sample N of the split: rank the captions"
+    )
+    p.add_argument("-k", type=int, default=5, help="number of results (default: 5)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(handler=_lazy("modalforge_apps.cli.retrieve_cmd", "cmd_retrieve"))
+
+    p = sub.add_parser("embed", help="write a split's embeddings (safetensors) with ids and labels")
+    _spec_args(p)
+    p.add_argument("--checkpoint", required=True, metavar="PATH", help="run folder or checkpoint")
+    p.add_argument("--split", help="data split (default: the spec's data.eval_split)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--modalities", metavar="A,B", help="modalities to embed (default: all)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.set_defaults(handler=_lazy("modalforge_apps.cli.embed_cmd", "cmd_embed"))
+
+    p = sub.add_parser("demo", help="the main job: train a small CLIP on the built-in digits, evaluate, report")
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("overrides", nargs="*", metavar="a.b.c=value", help="spec overrides")
     p.set_defaults(handler=_lazy("modalforge_apps.cli.run", "cmd_demo"))
@@ -72,6 +106,14 @@ def _spec_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _inference_args(p: argparse.ArgumentParser) -> None:
+    """Checkpoint, split and modality options of the embedding-model commands."""
+    p.add_argument("--checkpoint", required=True, metavar="PATH", help="run folder or checkpoint")
+    p.add_argument("--split", help="data split (default: the spec's data.eval_split)")
+    p.add_argument("--image-modality", metavar="NAME", help="default: the non-text modality")
+    p.add_argument("--text-modality", metavar="NAME", help="default: the text modality")
+
+
 def _lazy(module: str, func: str) -> Handler:
     def handler(args: argparse.Namespace) -> int:
         import importlib
@@ -91,7 +133,13 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # overrides may come after options (`train spec.yaml --out d a.b=c`): argparse leaves them over
+    stray = [a for a in extra if a.startswith("-") or "=" not in a]
+    if stray or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return EXIT_USER_ERROR

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from importlib import resources
 from pathlib import Path
 
 from modalforge.pipeline import Pipeline, build_pipeline
 from modalforge.plugin import get_registry
 from modalforge.spec import PipelineSpec, load_spec, validate_components
 from modalforge_apps.cli.tree import describe_pipeline
-
-DEMO_RECIPE = "digits_classifier.yaml"
 
 
 def _load(args: argparse.Namespace) -> PipelineSpec:
@@ -59,44 +56,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Train the digits classifier recipe and report held-out accuracy."""
-    recipe = resources.files("modalforge_apps.recipes").joinpath(DEMO_RECIPE)
-    with resources.as_file(recipe) as path:
-        spec = load_spec(path, list(args.overrides))
-    out = Path(args.out)
-    _set_aside_previous_demo(out, spec.name)
-    print(f"modalforge demo: {spec.name} on the built-in digits → {out}")
-    result = _train(spec, out, resume=None)
-    _print_metrics(result.metrics, title="held-out metrics (digits test split)")
-    acc = result.metrics.get("accuracy")
-    if acc is not None:
-        print(f"\nheld-out accuracy: {acc:.4f}  (train time {result.train_seconds:.1f} s)")
+    """The main job: a small CLIP on the built-in digits, evaluated and reported."""
+    from modalforge_apps.demo import run_demo
+
+    result = run_demo(Path(args.out), list(args.overrides))
+    print(f"\nwrote {result.out / 'metrics.json'} and {result.out / 'report.html'}")
     return 0
-
-
-def _set_aside_previous_demo(out: Path, name: str) -> None:
-    """Rerunning the demo keeps the last run as ``<out>.previous`` instead of refusing."""
-    import shutil
-
-    import yaml
-
-    from modalforge.errors import ModalforgeError
-
-    if not out.exists() or not any(out.iterdir()):
-        return
-    try:
-        earlier = yaml.safe_load((out / "spec.yaml").read_text()).get("name")
-    except (OSError, yaml.YAMLError, AttributeError):
-        earlier = None
-    if earlier != name:
-        raise ModalforgeError(
-            f"{out} exists and is not an earlier demo run; the demo will not overwrite it",
-            hint="pass another folder with --out",
-        )
-    previous = out.with_name(out.name + ".previous")
-    shutil.rmtree(previous, ignore_errors=True)
-    out.rename(previous)
-    print(f"kept the earlier demo run as {previous}")
 
 
 def _train(spec: PipelineSpec, out: Path, resume: Path | None):  # noqa: ANN202

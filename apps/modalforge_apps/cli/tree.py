@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from modalforge.pipeline import MultimodalModel, Pipeline
+from modalforge.pipeline import ContrastiveModel, MultimodalModel, Pipeline
 
 
 def count(module: nn.Module | None) -> tuple[int, int]:
@@ -50,6 +50,14 @@ def describe_pipeline(p: Pipeline) -> str:
             f"│  └─ head: {spec.model.head.name} ({type(head).__name__}) {head.in_dim} → "
             f"{head.output_key}  {_fmt(count(head)[0])} params"
         )
+    elif isinstance(p.model, ContrastiveModel):
+        for i, (name, enc) in enumerate(p.model.encoders.items()):
+            branch = "└─" if i == len(p.model.encoders) - 1 else "├─"
+            lines.append(
+                f"│  {branch} encoders.{name}: {spec.model.encoders[name].name} "
+                f"({type(enc).__name__}) → {enc.output.dim} → embed {p.model.embed_dim}"
+                f"  {_fmt(count(enc)[0] + count(p.model.projections[name])[0])} params"
+            )
     else:
         lines.append(f"│  └─ generator: {spec.model.generator.name}")
     if p.loss is not None:

@@ -24,6 +24,7 @@ _EXPORTS: dict[str, str] = {
     "read_state": "modalforge.engine.checkpoint",
     "seed_everything": "modalforge.engine.runtime",
     "select_device": "modalforge.engine.runtime",
+    "gather_with_grad": "modalforge.engine.distributed",
 }
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "evaluate",
+    "gather_with_grad",
     "load_checkpoint",
     "read_state",
     "resolve_checkpoint",
@@ -65,6 +67,7 @@ if TYPE_CHECKING:  # pragma: no cover
         save_checkpoint,
     )
     from modalforge.engine.config import TrainConfig
+    from modalforge.engine.distributed import gather_with_grad
     from modalforge.engine.results import OutputExistsError, TrainResult
     from modalforge.engine.runtime import seed_everything, select_device
     from modalforge.engine.step import StepContext

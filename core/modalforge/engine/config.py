@@ -28,6 +28,10 @@ class TrainConfig(BaseModel):
     clip_grad_norm: float | None = Field(None, gt=0, description="max global gradient norm")
     precision: Precision = Field("fp32", description="autocast dtype: fp32, bf16 or fp16")
     compile: bool = Field(False, description="wrap the model in torch.compile")
+    ddp_find_unused_parameters: bool = Field(
+        False,
+        description="torchrun runs only: let DDP skip parameters a step does not use (slower)",
+    )
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
     log_every_steps: PositiveInt = Field(10, description="steps between metric log lines")
     eval_every_epochs: PositiveInt = Field(1, description="epochs between evaluations")

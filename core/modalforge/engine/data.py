@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, default_collate
 
 from modalforge.errors import DataError
 
@@ -22,29 +23,51 @@ class EpochSampler(Sampler[int]):
 
     ``set_epoch(e, start=k)`` yields the epoch's order from position ``k`` on: a run resumed in
     the middle of an epoch continues with exactly the samples it had not seen.
+
+    With ``world_size > 1`` process ``rank`` takes the strided slice ``order[rank::world_size]``
+    of the epoch's order cut to a multiple of ``world_size`` (the last ``size % world_size``
+    samples of the permutation sit the epoch out), so every process gets the same count and
+    micro-batch ``k`` of all processes together is batch ``k`` of a single process with a
+    ``world_size`` times larger batch. ``start`` counts this process's samples.
     """
 
-    def __init__(self, size: int, *, shuffle: bool, seed: int) -> None:
+    def __init__(
+        self, size: int, *, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1
+    ) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world size {world_size}")
         self.size = size
         self.shuffle = shuffle
         self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
         self.epoch = 0
         self.start = 0
+
+    @property
+    def per_rank(self) -> int:
+        """Samples this process sees per epoch."""
+        return self.size // self.world_size
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch, self.start = epoch, start
 
     def order(self) -> list[int]:
+        """This process's order for the current epoch (from position 0)."""
         if not self.shuffle:
-            return list(range(self.size))
-        g = torch.Generator().manual_seed(_epoch_seed(self.seed, self.epoch))
-        return torch.randperm(self.size, generator=g).tolist()
+            order = list(range(self.size))
+        else:
+            g = torch.Generator().manual_seed(_epoch_seed(self.seed, self.epoch))
+            order = torch.randperm(self.size, generator=g).tolist()
+        if self.world_size == 1:
+            return order
+        return order[: self.per_rank * self.world_size][self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.order()[self.start :])
 
     def __len__(self) -> int:
-        return max(0, self.size - self.start)
+        return max(0, self.per_rank - self.start)
 
 
 class EpochLoader:
@@ -61,6 +84,8 @@ class EpochLoader:
         drop_last: bool,
         pin_memory: bool,
         field: str,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__len__"):
             raise DataError(
@@ -74,12 +99,21 @@ class EpochLoader:
                 f"{field}: the data set split is empty",
                 hint="check the data set's path and split names",
             )
+        if size < world_size:
+            raise DataError(
+                f"{field}: {size} samples cannot be shared by {world_size} processes",
+                hint="use more data or fewer processes (torchrun --nproc_per_node)",
+            )
         self.batch_size = batch_size
         self.drop_last = drop_last
-        self.sampler = EpochSampler(size, shuffle=shuffle, seed=seed)
+        self.rank = rank
+        self.sampler = EpochSampler(
+            size, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size
+        )
         self._generator = torch.Generator()
-        self.loader = DataLoader(
+        self.loader = SkippingDataLoader(
             dataset,
+            field=field,
             batch_size=batch_size,
             sampler=self.sampler,
             num_workers=num_workers,
@@ -90,16 +124,23 @@ class EpochLoader:
         self.batches_per_epoch = len(self.loader)
         if self.batches_per_epoch == 0:
             raise DataError(
-                f"{field}: {size} samples make no full batch of {batch_size} with "
-                "data.drop_last=true",
+                f"{field}: {self.sampler.per_rank} samples per process make no full batch of "
+                f"{batch_size} with data.drop_last=true",
                 hint="lower data.batch_size or set data.drop_last=false",
             )
 
     def epoch(self, epoch: int, skip_batches: int = 0) -> DataLoader:
         """The loader for ``epoch``, starting after ``skip_batches`` batches."""
         self.sampler.set_epoch(epoch, start=skip_batches * self.batch_size)
-        self._generator.manual_seed(_epoch_seed(self.sampler.seed, epoch) ^ 0x5DEECE66D)
+        # Worker seeds differ per process (and equal the single-process ones on process 0).
+        seed = _epoch_seed(self.sampler.seed, epoch) ^ 0x5DEECE66D ^ (self.rank * _MIX)
+        self._generator.manual_seed(seed % 2**63)
         return self.loader
+
+    @property
+    def skipped(self) -> int:
+        """Unreadable samples dropped so far, over all passes (see :class:`SkippingDataLoader`)."""
+        return self.loader.skipped
 
 
 def batch_size_of(batch: Any) -> int:
@@ -117,3 +158,53 @@ def batch_size_of(batch: Any) -> int:
     if isinstance(batch, (list, tuple)):
         return len(batch)
     return 0
+
+
+def collate_dropping_none(samples: list[Any]) -> tuple[Any, int]:
+    """``(default_collate(samples without None), number of None samples dropped)``.
+
+    Readers return ``None`` for a sample they could not read and chose to skip (a corrupt image);
+    the count travels with the batch so the loader can report it from worker processes too.
+    """
+    kept = [s for s in samples if s is not None]
+    return (default_collate(kept) if kept else None), len(samples) - len(kept)
+
+
+class SkippingDataLoader(DataLoader):
+    """A DataLoader that drops the ``None`` samples of skipping readers and counts them.
+
+    ``skipped`` counts all dropped samples since construction; after a pass over the data that
+    dropped any, a warning gives the number (again only when a later pass drops a different
+    number); the reader's own warning names the first bad file.
+    A batch whose samples were all dropped raises :class:`DataError`: the training loop counts
+    batches (resume, gradient accumulation, processes in step), so it cannot silently vanish.
+    """
+
+    def __init__(self, dataset: Dataset, *, field: str, **kwargs: Any) -> None:
+        super().__init__(dataset, collate_fn=collate_dropping_none, **kwargs)
+        self.field = field
+        self.skipped = 0
+        self._warned = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        dropped = 0
+        try:
+            for batch, n in super().__iter__():
+                dropped += n
+                self.skipped += n
+                if batch is None:
+                    raise DataError(
+                        f"{self.field}: all {n} samples of a batch were unreadable "
+                        f"({self.skipped} skipped so far); the warnings above name a file",
+                        hint="check the data paths and files; a batch needs at least one "
+                        "readable sample (a larger data.batch_size helps if only a few are bad)",
+                    )
+                yield batch
+        finally:
+            if dropped and dropped != self._warned:
+                self._warned = dropped
+                warnings.warn(
+                    f"{self.field}: skipped {dropped} unreadable samples in this pass over the "
+                    f"data ({self.skipped} in all); the first warning about them names a file",
+                    stacklevel=2,
+                )

@@ -9,7 +9,7 @@ mixed precision, gradient clipping and learning-rate schedules work the same way
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import torch
 from torch import Tensor
@@ -27,8 +27,11 @@ class StepContext:
         *,
         precision: Precision,
         clip_grad_norm: float | None = None,
+        grad_sync: Callable[[Iterable[Tensor]], None] | None = None,
     ) -> None:
         self.optimizers: dict[str, torch.optim.Optimizer] = dict(optimizers)
+        # Averages gradients over data-parallel processes before a step (models without DDP).
+        self.grad_sync = grad_sync
         self.schedulers = dict(schedulers or {})
         self.precision = precision
         self.clip_grad_norm = clip_grad_norm
@@ -61,6 +64,8 @@ class StepContext:
     def step(self, name: str) -> None:
         """Unscale, clip by ``train.clip_grad_norm``, step, zero the grads, advance the schedule."""
         opt = self._get(name)
+        if self.grad_sync is not None:
+            self.grad_sync(self.params(name))
         if self.scaler is not None:
             self.scaler.unscale_(opt)
         if self.clip_grad_norm is not None:

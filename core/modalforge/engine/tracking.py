@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from modalforge.engine.config import TrainConfig
+from modalforge.engine.distributed import DistContext
 from modalforge.errors import ModalforgeError, SpecError
 
 # Metric-name tokens for which lower is better (best_mode: auto).
@@ -50,6 +51,18 @@ class RunningMeans:
             self.counts[k] = self.counts.get(k, 0) + 1
         finite = torch.stack(list(vals.values())).isfinite().all()
         self.bad = torch.where((self.bad < 0) & ~finite, step, self.bad)
+
+    def synchronize(self, dist: DistContext) -> None:
+        """Average the sums over processes and keep the first bad step of any (data parallel).
+
+        Every process must have logged the same names; a no-op in a single process.
+        """
+        if not dist.enabled:
+            return
+        self.sums = dist.all_reduce_mean(self.sums)
+        never = torch.iinfo(torch.long).max
+        bad = dist.all_reduce_min(torch.where(self.bad < 0, never, self.bad))
+        self.bad = torch.where(bad == never, -1, bad)
 
     def first_bad(self) -> int | None:
         bad = int(self.bad.item())

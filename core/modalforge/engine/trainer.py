@@ -3,6 +3,10 @@ atomic checkpoints and exact resume.
 
 The hot loop keeps loss sums and the non-finite flag on the device; the host reads them only at
 ``train.log_every_steps`` intervals and before an evaluation or a checkpoint.
+
+Started by ``torchrun`` with several processes, the same loop trains data-parallel (see
+:mod:`modalforge.engine.distributed`): ``data.batch_size`` is per process, and process 0 alone
+evaluates and writes.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from modalforge.contracts import CustomTrainStep
 from modalforge.engine.checkpoint import load_checkpoint, save_checkpoint, step_dir_name
 from modalforge.engine.checkpoint_files import CHECKPOINTS_DIR
 from modalforge.engine.data import EpochLoader
+from modalforge.engine.distributed import no_sync, setup
 from modalforge.engine.evaluation import run_evaluation
 from modalforge.engine.logging import MetricLogger, Progress
 from modalforge.engine.results import (
@@ -27,7 +32,13 @@ from modalforge.engine.results import (
     write_results,
     write_spec,
 )
-from modalforge.engine.runtime import Precision, prefetch_to_device, seed_everything, select_device
+from modalforge.engine.runtime import (
+    Precision,
+    capture_rng_state,
+    prefetch_to_device,
+    restore_rng_state,
+    seed_everything,
+)
 from modalforge.engine.schedule import build_optimizers, build_scheduler
 from modalforge.engine.step import StepContext
 from modalforge.engine.tracking import RunningMeans, update_best
@@ -40,6 +51,9 @@ class Trainer:
 
     ``out_dir`` receives ``spec.yaml``, ``metrics.jsonl``, ``tensorboard/``, ``checkpoints/`` and
     ``results.json``. With ``out_dir=None`` nothing is written (evaluation only).
+
+    Under ``torchrun`` the constructor joins (or starts) the process group; :meth:`close` ends
+    it. Only process 0 writes into ``out_dir``.
     """
 
     def __init__(self, pipeline: Pipeline, out_dir: str | Path | None) -> None:
@@ -47,7 +61,8 @@ class Trainer:
         self.spec = pipeline.spec
         self.cfg = pipeline.spec.train
         self.out_dir = Path(out_dir) if out_dir is not None else None
-        self.device = select_device(self.cfg.device)
+        self.dist, self.device = setup(self.cfg.device)
+        self.is_main = self.dist.is_main
         self.precision = Precision(self.cfg.precision, self.device)
         self.model = pipeline.model.to(self.device)
         self.custom = isinstance(self.model, CustomTrainStep)
@@ -70,7 +85,11 @@ class Trainer:
         if self.cfg.compile:
             self.model.compile()  # in place: state-dict keys stay unprefixed
         self.metrics = dict(pipeline.metrics)
-        self.logger = MetricLogger(self.out_dir, tensorboard=self.cfg.tensorboard)
+        self.logger = MetricLogger(
+            self.out_dir if self.is_main else None, tensorboard=self.cfg.tensorboard
+        )
+        self._ddp: torch.nn.Module | None = None  # DDP over model + loss, in fit()
+        self._grad_sync = None  # averages gradients of custom training steps across processes
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, Any] = {}
         self.step = 0
@@ -92,7 +111,7 @@ class Trainer:
             raise ValueError("Trainer.fit needs an out_dir")
         cfg = self.cfg
         self._started = time.perf_counter()
-        seed_everything(self.spec.seed)
+        seed_everything(self.spec.seed + self.dist.rank)  # e.g. dropout masks differ per process
         train = self._loader(self.spec.data.train_split, train=True)
         nb = train.batches_per_epoch
         total = cfg.epochs * math.ceil(nb / cfg.grad_accum_steps)
@@ -101,18 +120,24 @@ class Trainer:
         self._total_steps = total
         self.optimizers = build_optimizers(self.model, self.loss, cfg, self.device)
         self.schedulers = {n: build_scheduler(o, cfg, total) for n, o in self.optimizers.items()}
+        if self._ddp is None:
+            self._ddp, self._grad_sync = self.dist.prepare(
+                self.model, self.loss, self.device, find_unused=cfg.ddp_find_unused_parameters
+            )
         skip = 0
         if resume is not None:
             skip = self._restore(resume, nb)
         else:
             refuse_to_overwrite(self.out_dir)
             self.logger.reset()
-        write_spec(self.out_dir, self.spec)
+        if self.is_main:
+            write_spec(self.out_dir, self.spec)
         self._ctx = StepContext(
             self.optimizers,
             self.schedulers,
             precision=self.precision,
             clip_grad_norm=cfg.clip_grad_norm,
+            grad_sync=self._grad_sync,
         )
         self._ctx.global_step = self.step
         tracker = RunningMeans(self.device)
@@ -136,7 +161,9 @@ class Trainer:
                 self._checkpoint(evaluated)
         finally:
             self.logger.close()
-        return self._write_results(evaluated[1])
+        result = self._write_results(evaluated[1])
+        self.dist.barrier()
+        return result
 
     def evaluate(self, split: str | None = None) -> dict[str, float]:
         """Mean eval loss and metrics on ``split`` (default ``data.eval_split``); logged."""
@@ -154,20 +181,22 @@ class Trainer:
                 f"the data set has no split {split!r}",
                 hint=f"use one of: {', '.join(splits)}",
             )
-        loader = self._loader(split, train=False)
-        results = run_evaluation(
-            self.model,
-            loader.epoch(0),
-            precision=self.precision,
-            loss=self.loss,
-            metrics=self.metrics,
-            progress=self.cfg.progress,
-            total=loader.batches_per_epoch,
-            desc=f"eval {split}",
-        )
-        if results:
-            self.logger.log(step=self.step, epoch=self.epoch, split=split, values=results)
-        return results
+        results = None
+        if self.is_main:  # the whole split on process 0; the others wait for its numbers
+            loader = self._loader(split, train=False)
+            results = run_evaluation(
+                self.model,
+                loader.epoch(0),
+                precision=self.precision,
+                loss=self.loss,
+                metrics=self.metrics,
+                progress=self.cfg.progress,
+                total=loader.batches_per_epoch,
+                desc=f"eval {split}",
+            )
+            if results:
+                self.logger.log(step=self.step, epoch=self.epoch, split=split, values=results)
+        return self.dist.broadcast(results)
 
     def load_weights(self, checkpoint: str | Path) -> Path:
         """Load model (and loss) weights only, e.g. to evaluate a finished run."""
@@ -175,11 +204,16 @@ class Trainer:
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
         return Path(state["path"])
 
+    def close(self) -> None:
+        """End the process group this trainer started (a no-op in a single process)."""
+        self.dist.close()
+
     # ---------------------------------------------------------------- setup
     def _loader(self, split: str, *, train: bool) -> EpochLoader:
         key = f"{'train' if train else 'eval'}:{split}"
         if key not in self._loaders:
             d = self.spec.data
+            shard = train and self.dist.enabled  # evaluation runs whole on process 0
             self._loaders[key] = EpochLoader(
                 self.pipeline.load(split),
                 batch_size=d.batch_size if train else (d.eval_batch_size or d.batch_size),
@@ -189,6 +223,8 @@ class Trainer:
                 drop_last=d.drop_last and train,
                 pin_memory=self.device.type == "cuda",
                 field=f"data.{'train_split' if train else 'eval_split'} ({split!r})",
+                rank=self.dist.rank if shard else 0,
+                world_size=self.dist.world_size if shard else 1,
             )
         return self._loaders[key]
 
@@ -207,13 +243,22 @@ class Trainer:
         extra = state.get("trainer") or {}
         self._seconds_before = float(extra.get("train_seconds", 0.0))
         skip = int(extra.get("batch_in_epoch", 0))
-        if skip and extra.get("batches_per_epoch") != batches_per_epoch:
-            warnings.warn(
+        world = int(extra.get("world_size", 1))
+        ranks_rng = extra.get("rng_ranks")
+        if ranks_rng and len(ranks_rng) == self.dist.world_size:
+            restore_rng_state(ranks_rng[self.dist.rank])  # rank 0's is already restored
+        changed = None
+        if world != self.dist.world_size:
+            changed = f"{self.last_checkpoint} was written by {world} process(es), this run has "
+            changed += str(self.dist.world_size)
+        elif extra.get("batches_per_epoch") != batches_per_epoch:
+            changed = (
                 f"the training data changed since {self.last_checkpoint} was written "
-                f"({extra.get('batches_per_epoch')} → {batches_per_epoch} batches per "
-                "epoch); resuming at the start of the epoch",
-                stacklevel=3,
+                f"({extra.get('batches_per_epoch')} → {batches_per_epoch} batches per epoch)"
             )
+        if skip and changed:
+            if self.is_main:
+                warnings.warn(f"{changed}; resuming at the start of the epoch", stacklevel=3)
             skip = 0
         self.logger.truncate_after(self.step)
         return skip
@@ -231,7 +276,7 @@ class Trainer:
             batches,
             total=nb,
             initial=skip,
-            enabled=cfg.progress,
+            enabled=cfg.progress and self.is_main,
             desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
         )
         consumed = skip
@@ -245,10 +290,10 @@ class Trainer:
                 else:
                     first = (i // accum) * accum
                     size = min(accum, nb - first)  # the epoch's last group may be shorter
-                    with self.precision.context():
-                        outputs = self.model(batch)
-                        out = self.loss(outputs, batch)
-                    ctx.backward(out.total / size)
+                    with no_sync(self._ddp, sync=i - first == size - 1):
+                        with self.precision.context():
+                            out = self._forward(batch)
+                        ctx.backward(out.total / size)
                     tracker.add(
                         {"loss": out.total, **{f"loss_{k}": v for k, v in out.parts.items()}},
                         self.step + 1,
@@ -267,8 +312,14 @@ class Trainer:
             self._bar.close()
         return consumed
 
+    def _forward(self, batch: dict[str, Any]) -> Any:  # noqa: ANN401 - a LossOutput
+        if self._ddp is not None:
+            return self._ddp(batch)[1]
+        return self.loss(self.model(batch), batch)
+
     def _flush_train(self, tracker: RunningMeans) -> None:
         """Log the means since the last flush; stop on a non-finite value (one host sync)."""
+        tracker.synchronize(self.dist)  # means over all processes
         tracker.raise_if_diverged(self.epoch, self.last_checkpoint)
         means = tracker.pop_means()
         if not means:
@@ -299,6 +350,14 @@ class Trainer:
         self.best = update_best(
             self.best, metrics, self.cfg, step=self.step, checkpoint=step_dir_name(self.step)
         )
+        extra: dict[str, Any] = {}
+        if self.dist.enabled:
+            extra["world_size"] = self.dist.world_size
+            extra["rng_ranks"] = self.dist.all_gather_object(capture_rng_state())
+        if not self.is_main:
+            self.last_checkpoint = self.out_dir / CHECKPOINTS_DIR / step_dir_name(self.step)
+            self.dist.barrier()  # process 0 writes
+            return
         self.last_checkpoint = save_checkpoint(
             self.out_dir,
             model=self.model,
@@ -317,8 +376,10 @@ class Trainer:
                 ).batches_per_epoch,
                 "train_seconds": self._seconds(),
                 "total_steps_planned": self._total_steps,
+                **extra,
             },
         )
+        self.dist.barrier()
 
     def _checkpoint_is_current(self) -> bool:
         last = self.last_checkpoint
@@ -344,13 +405,18 @@ class Trainer:
             best_checkpoint=best_path,
             best=self.best,
         )
-        write_results(self.out_dir, self.spec.name, result)
+        if self.is_main:
+            write_results(self.out_dir, self.spec.name, result)
         return result
 
 
 def train(pipeline: Pipeline, out_dir: str | Path, resume: str | Path | None = None) -> TrainResult:
     """Train ``pipeline`` into ``out_dir`` (continuing from checkpoint ``resume`` if given)."""
-    return Trainer(pipeline, out_dir).fit(resume=resume)
+    trainer = Trainer(pipeline, out_dir)
+    try:
+        return trainer.fit(resume=resume)
+    finally:
+        trainer.close()
 
 
 def evaluate(
@@ -358,5 +424,8 @@ def evaluate(
 ) -> dict[str, float]:
     """Load weights from ``checkpoint`` (run, checkpoints or step folder) and evaluate ``split``."""
     trainer = Trainer(pipeline, out_dir=None)
-    trainer.load_weights(checkpoint)
-    return trainer.evaluate(split)
+    try:
+        trainer.load_weights(checkpoint)
+        return trainer.evaluate(split)
+    finally:
+        trainer.close()

@@ -56,8 +56,11 @@ class TransformedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.data)  # type: ignore[arg-type]
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        sample = dict(self.data[index])
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        raw = self.data[index]
+        if raw is None:  # a sample the reader skipped (unreadable); the engine's collate drops it
+            return None
+        sample = dict(raw)
         for name, fn in self.transforms.items():
             if name in sample:
                 sample[name] = fn(sample[name])
@@ -113,7 +116,7 @@ def build_pipeline(spec: PipelineSpec, registry: Registry | None = None) -> Pipe
     for i, ref in enumerate(spec.metrics):
         path = f"metrics.{i}"
         metrics[ref.name] = instantiate(
-            info("metric", path), params[path], path, target=dataset.target
+            info("metric", path), params[path], path, target=dataset.target, dataset=dataset
         )
     return Pipeline(spec, dataset, model, loss, metrics, transforms)
 

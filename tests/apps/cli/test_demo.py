@@ -1,29 +1,44 @@
-"""The demo recipe end to end: spec → registry → engine on the real built-in plugins."""
+"""The demo and the packaged recipes end to end on the real built-in plugins."""
 
 import json
+from importlib import resources
 
 import pytest
 
 from modalforge.plugin import set_host
 from modalforge_apps.cli import main
+from modalforge_apps.demo import TARGETS
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def real_plugins():
+    set_host(None)
+    yield
+    set_host(None)
 
 
 @pytest.mark.slow
-def test_demo_reaches_target_and_rerun_keeps_previous(tmp_path, capsys):
-    set_host(None)  # the real installed plugins
+def test_demo_writes_metrics_plots_and_report(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "train.progress=false"]) == 0
+    short = ["train.progress=false", "train.epochs=1", "train.eval_every_epochs=1"]
+    assert main(["demo", "--out", str(out), *short]) == 0
     printed = capsys.readouterr().out
-    results = json.loads((out / "results.json").read_text())
-    accuracy = results["metrics"]["accuracy"]
-    assert accuracy >= 0.95
-    assert f"held-out accuracy: {accuracy:.4f}" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in (*TARGETS, "train_seconds"):
+        assert key in metrics and f"{key:<20} " in printed
+    for key in TARGETS:
+        assert 0.0 <= metrics[key] <= 1.0
+    for png in ("loss_curve.png", "zeroshot_confusion.png", "retrieval_grid.png"):
+        assert (out / png).read_bytes()[:8] == PNG
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3 and "zeroshot_top1" in page
 
-    # a second run keeps the first as <out>.previous; one epoch is enough to show it
-    assert main(["demo", "--out", str(out), "train.progress=false", "train.epochs=1"]) == 0
-    previous = json.loads((tmp_path / "demo.previous" / "results.json").read_text())
-    assert previous["metrics"]["accuracy"] == accuracy
-    assert json.loads((out / "results.json").read_text())["epochs"] == 1
+    # a second run keeps the first as <out>.previous
+    assert main(["demo", "--out", str(out), *short]) == 0
+    previous = json.loads((tmp_path / "demo.previous" / "metrics.json").read_text())
+    assert previous["zeroshot_top1"] == metrics["zeroshot_top1"]  # seeded: same model again
 
 
 def test_demo_refuses_foreign_folder(tmp_path, capsys):
@@ -31,3 +46,13 @@ def test_demo_refuses_foreign_folder(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path)]) == 2
     assert "not an earlier demo run" in capsys.readouterr().err
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+@pytest.mark.slow
+def test_digits_classifier_recipe_reaches_target(tmp_path, capsys):
+    recipe = resources.files("modalforge_apps.recipes").joinpath("digits_classifier.yaml")
+    with resources.as_file(recipe) as path:
+        argv = ["train", str(path), "--out", str(tmp_path / "run"), "train.progress=false"]
+        assert main(argv) == 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["metrics"]["accuracy"] >= 0.95

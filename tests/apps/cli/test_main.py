@@ -112,3 +112,13 @@ def test_components_listing(toy_host, capsys):
     assert "sized by the pipeline (not set in specs): in_dim, target" in out
     assert main(["components", "heads", "nope"]) == 2
     assert "no head named 'nope'" in capsys.readouterr().err
+
+
+def test_overrides_after_options(toy_host, tmp_path, capsys):
+    path = _spec_file(tmp_path, toy_spec())
+    argv = ["train", str(path), "--out", str(tmp_path / "run"), "train.epochs=2", "seed=3"]
+    assert main(argv) == 0
+    assert yaml.safe_load((tmp_path / "run" / "spec.yaml").read_text())["train"]["epochs"] == 2
+    with pytest.raises(SystemExit):
+        main(["check", str(path), "--bogus"])
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err

@@ -152,3 +152,86 @@ def test_preprocess_gives_the_modality_shape_normalised():
     assert out.shape == (1, 32, 32)
     mean, std = transform.config["mean"][0], transform.config["std"][0]
     torch.testing.assert_close(out, torch.full_like(out, (1.0 - mean) / std))
+
+
+def _trainable(enc) -> set[str]:
+    return {n for n, p in enc.model.named_parameters() if p.requires_grad}
+
+
+def test_unlocked_groups_lock_all_but_the_last_layer_groups():
+    from timm.models import group_parameters
+
+    enc = TimmEncoder(RGB, model_name="test_vit", freeze=True, unlocked_groups=2, proj_dim=6)
+    groups = group_parameters(enc.model, enc.model.group_matcher())
+    last = max(groups)
+    assert _trainable(enc) == set(groups[last]) | set(groups[last - 1])
+    assert {"cls_token", "pos_embed", "blocks.0.attn.qkv.weight"}.isdisjoint(_trainable(enc))
+    enc.train()
+    assert enc.model.training  # a partly locked tower trains (dropout, norms) as usual
+    enc(torch.randn(2, 3, 32, 32)).sum().backward()
+    for name, p in enc.model.named_parameters():
+        assert (p.grad is not None) == (name in _trainable(enc)), name
+    assert enc.proj.weight.grad is not None
+
+
+def test_unlocked_groups_with_grad_checkpointing_reach_the_unlocked_blocks():
+    torch.manual_seed(0)
+    plain = TimmEncoder(RGB, model_name="test_vit", freeze=True, unlocked_groups=1)
+    ckpt = TimmEncoder(
+        RGB, model_name="test_vit", freeze=True, unlocked_groups=1, grad_checkpointing=True
+    )
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    for enc in (plain, ckpt):
+        enc.train()
+        enc(x).square().sum().backward()
+    grads = {n: p.grad for n, p in ckpt.model.named_parameters() if p.grad is not None}
+    assert grads and set(grads) == _trainable(ckpt)
+    for name, p in plain.model.named_parameters():
+        if p.requires_grad:
+            torch.testing.assert_close(grads[name], p.grad, msg=name, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("freeze_bn_stats", [True, False])
+def test_freeze_bn_stats_keeps_locked_batch_norm_statistics(freeze_bn_stats):
+    enc = TimmEncoder(
+        GRAY,
+        model_name="test_resnet",
+        freeze=True,
+        unlocked_groups=1,
+        freeze_bn_stats=freeze_bn_stats,
+    )
+    enc.train()
+    stem_bn, last_bn = enc.model.bn1, enc.model.layer4[0].bn1
+    assert stem_bn.training is not freeze_bn_stats and last_bn.training
+    stem_before = stem_bn.running_mean.clone()
+    last_before = last_bn.running_mean.clone()
+    enc(torch.randn(4, 1, 32, 32) * 3 + 1)
+    assert torch.equal(stem_bn.running_mean, stem_before) is freeze_bn_stats
+    assert not torch.equal(last_bn.running_mean, last_before)  # unlocked group keeps learning
+    assert not stem_bn.weight.requires_grad and last_bn.weight.requires_grad
+
+
+def test_too_many_unlocked_groups_is_a_spec_error_naming_the_count():
+    with pytest.raises(SpecError, match=r"params\.unlocked_groups: .* has 5 layer groups"):
+        TimmEncoder(GRAY, model_name="test_resnet", freeze=True, unlocked_groups=5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [({"unlocked_groups": 1}, "unlocked_groups"), ({"freeze_bn_stats": True}, "freeze_bn_stats")],
+)
+def test_lock_options_without_freeze_are_spec_errors(kwargs, param):
+    with pytest.raises(SpecError, match=rf"params\.{param}: .*freeze is false"):
+        TimmEncoder(GRAY, model_name="test_resnet", **kwargs)
+
+
+def test_proj_dim_projects_pooled_features_and_tokens():
+    enc = TimmEncoder(GRAY, model_name="test_resnet", proj_dim=5).eval()
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        pooled = enc.model(x)
+        torch.testing.assert_close(enc(x), enc.proj(pooled))
+    assert enc.output.dim == 5 and enc.forward_tokens(x).shape[-1] == 5
+    with pytest.raises(SpecError, match=r"params\.proj_dim"):
+        TimmEncoder(GRAY, model_name="test_resnet", proj_dim=0)

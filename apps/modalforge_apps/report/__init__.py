@@ -1,0 +1,17 @@
+"""Static run reports: PNG plots and one self-contained HTML page."""
+
+from modalforge_apps.report.html import write_report
+from modalforge_apps.report.plots import (
+    plot_confusion,
+    plot_loss_curve,
+    plot_retrieval_grid,
+    read_train_curve,
+)
+
+__all__ = [
+    "plot_confusion",
+    "plot_loss_curve",
+    "plot_retrieval_grid",
+    "read_train_curve",
+    "write_report",
+]

@@ -1,0 +1,66 @@
+"""Evaluation of embedding models: zero-shot classification, retrieval and linear probes.
+
+Pure functions on tensors, with no registry or plugin in sight: metrics (``modalforge_metrics``)
+and the CLI (``modalforge zeroshot``, ``retrieve``, ``embed``) are thin layers over them.
+scikit-learn is imported only inside the probe functions.
+"""
+
+from modalforge.evaluation.encode import (
+    is_contrastive,
+    model_device,
+    preprocess_batch,
+    text_encoder,
+    unwrap_model,
+)
+from modalforge.evaluation.probes import (
+    DEFAULT_CS,
+    ProbeResult,
+    cross_validated_probe,
+    fit_probe,
+    linear_probe,
+    svm_probe,
+)
+from modalforge.evaluation.retrieval import (
+    image_text_retrieval,
+    invert_positives,
+    retrieval_metrics,
+    retrieval_ranks,
+    summarize_ranks,
+    topk,
+)
+from modalforge.evaluation.zeroshot import (
+    DEFAULT_TEMPLATES,
+    build_zeroshot_classifier,
+    format_prompts,
+    per_class_accuracy,
+    topk_accuracy,
+    validate_prompts,
+    zeroshot_logits,
+)
+
+__all__ = [
+    "DEFAULT_CS",
+    "DEFAULT_TEMPLATES",
+    "ProbeResult",
+    "build_zeroshot_classifier",
+    "cross_validated_probe",
+    "fit_probe",
+    "format_prompts",
+    "image_text_retrieval",
+    "invert_positives",
+    "is_contrastive",
+    "linear_probe",
+    "model_device",
+    "per_class_accuracy",
+    "preprocess_batch",
+    "retrieval_metrics",
+    "retrieval_ranks",
+    "summarize_ranks",
+    "svm_probe",
+    "text_encoder",
+    "topk",
+    "topk_accuracy",
+    "unwrap_model",
+    "validate_prompts",
+    "zeroshot_logits",
+]

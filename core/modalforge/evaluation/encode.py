@@ -1,0 +1,63 @@
+"""Embedding raw inputs (prompts, single samples) with a model's own preprocessing.
+
+A contrastive model (:class:`modalforge.pipeline.ContrastiveModel`) has ``encoders`` keyed by
+modality and ``encode(modality, x)``; each encoder carries its tokenizer / transform as
+``preprocess()``. These helpers put the two together for callers that hold raw strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The model inside (Distributed)DataParallel wrappers."""
+    while isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        model = model.module
+    return model
+
+
+def is_contrastive(model: nn.Module) -> bool:
+    """Whether ``model`` (unwrapped) embeds each modality on its own: ``encode(modality, x)``."""
+    from modalforge.pipeline.contrastive import ContrastiveModel
+
+    return isinstance(unwrap_model(model), ContrastiveModel)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Device of the model's first parameter (or buffer); CPU for a model with neither."""
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device("cpu")
+
+
+def preprocess_batch(model: nn.Module, modality: str, samples: Sequence[object]) -> object:
+    """Raw samples → the batch the modality's encoder expects, on the model's device.
+
+    With the encoder's ``preprocess()`` each sample becomes a tensor and they are stacked; an
+    encoder without one receives the raw samples as a list.
+    """
+    preprocess = model.encoders[modality].preprocess()
+    if preprocess is None:
+        return list(samples)
+    tensors = [torch.as_tensor(preprocess(s)) for s in samples]
+    return torch.stack(tensors).to(model_device(model))
+
+
+def text_encoder(model: nn.Module, modality: str = "text") -> Callable[[list[str]], Tensor]:
+    """Prompts → embeddings ``(len(prompts), D)`` with the model's ``modality`` tower.
+
+    Suits :func:`modalforge.evaluation.build_zeroshot_classifier`. Call it under
+    ``torch.no_grad()`` (the classifier builder does).
+    """
+    model = unwrap_model(model)
+
+    def encode(prompts: list[str]) -> Tensor:
+        return model.encode(modality, preprocess_batch(model, modality, prompts))
+
+    return encode

