@@ -8,10 +8,9 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from modalforge.contracts import DatasetReader
 from modalforge.errors import DataError
-from modalforge.modality import Modality
-from modalforge_datasets.common import PackedStrings, unknown_split
+from modalforge_datasets.common import PackedStrings
+from modalforge_datasets.image_text import ImageTextReader
 from modalforge_datasets.images import BadSamples, OnError, decode_image, describe
 from modalforge_datasets.manifest_io import Manifest, ManifestFormat, read_manifest
 
@@ -19,7 +18,7 @@ FIELD = "data.dataset.params"
 SPLIT_NAMES = ("train", "val", "test")
 
 
-class ImageTextManifestDataset(DatasetReader):
+class ImageTextManifestDataset(ImageTextReader):
     """Images (modality ``image``, raw RGB PIL images) and captions (``text``, raw strings).
 
     Either ``path`` names one manifest, split by its ``split_column`` if it has one (else all rows
@@ -34,6 +33,8 @@ class ImageTextManifestDataset(DatasetReader):
     (``on_error=skip``: ``None`` from ``__getitem__``, which the engine drops, counts and reports)
     or raises a :class:`~modalforge.errors.DataError` naming the file (``on_error=raise``).
     """
+
+    reader_name = "image_text_manifest"
 
     def __init__(
         self,
@@ -121,23 +122,6 @@ class ImageTextManifestDataset(DatasetReader):
             keep_columns=self.keep_columns,
             bad=BadSamples(self.on_error, FIELD),
         )
-
-    @property
-    def modalities(self) -> dict[str, Modality]:
-        size = self.image_size
-        return {
-            "image": Modality("image", "image2d", (3, size, size), dtype="image"),
-            "text": Modality("text", "text", (None,), dtype="str"),
-        }
-
-    @property
-    def splits(self) -> tuple[str, ...]:
-        return tuple(self._splits)
-
-    def load(self, split: str) -> ManifestSplit:
-        if split not in self._splits:
-            raise unknown_split("image_text_manifest", split, self.splits)
-        return self._splits[split]
 
 
 class ManifestSplit(Dataset):

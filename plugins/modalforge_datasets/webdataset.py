@@ -13,10 +13,8 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from modalforge.contracts import DatasetReader
 from modalforge.errors import DataError
-from modalforge.modality import Modality
-from modalforge_datasets.common import unknown_split
+from modalforge_datasets.image_text import ImageTextReader
 from modalforge_datasets.images import BadSamples, OnError, decode_image, describe
 from modalforge_datasets.shards import ShardIndex, ShardReader, index_shards, shard_paths
 
@@ -24,7 +22,7 @@ FIELD = "data.dataset.params"
 SPLIT_NAMES = ("train", "val", "test")
 
 
-class WebDatasetReader(DatasetReader):
+class WebDatasetReader(ImageTextReader):
     """Images (modality ``image``, raw RGB PIL images) and captions (``text``, raw strings).
 
     ``shards`` (all data, split ``train``) or ``train_shards`` / ``val_shards`` / ``test_shards``
@@ -36,6 +34,8 @@ class WebDatasetReader(DatasetReader):
     An image that fails to decode is skipped when read (``None``, dropped and counted by the engine)
     or raises, likewise.
     """
+
+    reader_name = "webdataset"
 
     def __init__(
         self,
@@ -91,23 +91,6 @@ class WebDatasetReader(DatasetReader):
                     f"({', '.join(captions)}) member with the same key, e.g. 0001.jpg + 0001.txt",
                 )
             self._splits[split] = ShardSplit(index, json_caption_field, BadSamples(on_error, FIELD))
-
-    @property
-    def modalities(self) -> dict[str, Modality]:
-        size = self.image_size
-        return {
-            "image": Modality("image", "image2d", (3, size, size), dtype="image"),
-            "text": Modality("text", "text", (None,), dtype="str"),
-        }
-
-    @property
-    def splits(self) -> tuple[str, ...]:
-        return tuple(self._splits)
-
-    def load(self, split: str) -> ShardSplit:
-        if split not in self._splits:
-            raise unknown_split("webdataset", split, self.splits)
-        return self._splits[split]
 
 
 class ShardSplit(Dataset):

@@ -84,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.set_defaults(handler=_lazy("modalforge_apps.cli.embed_cmd", "cmd_embed"))
 
-    p = sub.add_parser("demo", help="the main job: train a small CLIP on the built-in digits, evaluate, report")
+    p = sub.add_parser(
+        "demo", help="the main job: train a small CLIP on the built-in digits, evaluate, report"
+    )
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("overrides", nargs="*", metavar="a.b.c=value", help="spec overrides")
     p.set_defaults(handler=_lazy("modalforge_apps.cli.run", "cmd_demo"))

@@ -26,6 +26,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_main_process() -> bool:
+    """Under torchrun only rank 0 prints (the engine already writes files on rank 0 only)."""
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     spec = _load(args)
     out = Path(args.out or spec.output_dir or Path("runs") / spec.name)
@@ -36,8 +43,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume = Path(args.resume)
         resolve_checkpoint(resume)  # a bad --resume fails before anything is built
     result = _train(spec, out, resume=resume)
-    _print_metrics(result.metrics, title=f"held-out metrics ({spec.data.eval_split})")
-    print(f"\nrun folder: {out}")
+    if _is_main_process():
+        _print_metrics(result.metrics, title=f"held-out metrics ({spec.data.eval_split})")
+        print(f"\nrun folder: {out}")
     return 0
 
 
@@ -69,7 +77,8 @@ def _train(spec: PipelineSpec, out: Path, resume: Path | None):  # noqa: ANN202
 
     seed_everything(spec.seed)  # initial weights are part of what the seed reproduces
     pipeline: Pipeline = build_pipeline(spec, get_registry())
-    print(describe_pipeline(pipeline), end="\n\n")
+    if _is_main_process():
+        print(describe_pipeline(pipeline), end="\n\n")
     return train(pipeline, out, resume=resume)
 
 

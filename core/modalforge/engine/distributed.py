@@ -15,7 +15,10 @@ same pipeline, and the engine then
   is broadcast so every process returns the same numbers.
 
 ``data.batch_size`` is per process: the global batch is ``N × batch_size``. Without ``torchrun``
-(or with one process) nothing here changes what the engine does.
+(or with one process) nothing here changes what the engine does. Batch norm layers use each
+process's own batch statistics (no SyncBatchNorm); their running statistics come from process 0.
+Models with their own training step (GANs) are not wrapped in DDP: the engine broadcasts their
+weights once and averages their gradients before each optimizer step.
 
 Losses that compare samples across the batch use :func:`gather_with_grad` while training, so
 their result equals a single-process run on the global batch (see ``modalforge_losses``).
@@ -24,6 +27,7 @@ their result equals a single-process run on the global batch (see ``modalforge_l
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -34,7 +38,13 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from modalforge.engine.gather import Gathered, gather_with_grad, is_active, rank_and_world
+from modalforge.engine.gather import (
+    Gathered,
+    forget_size_groups,
+    gather_with_grad,
+    is_active,
+    rank_and_world,
+)
 from modalforge.engine.runtime import select_device
 from modalforge.errors import SpecError
 
@@ -199,8 +209,14 @@ class DistContext:
         return value
 
     def close(self) -> None:
-        """Destroy the process group if this context created it."""
+        """Destroy the process group if this context created it.
+
+        Drop DDP modules first: an object still holding the group keeps it (and its gloo worker
+        threads) alive until interpreter shutdown, where those threads abort the process.
+        """
+        forget_size_groups()
         if self.owns_group and dist.is_initialized():
+            gc.collect()  # DDP modules in reference cycles hold the group
             dist.destroy_process_group()
         self.owns_group = False
 
@@ -243,8 +259,23 @@ def setup(device_name: str) -> tuple[DistContext, torch.device]:
     device = _process_device(device_name, local)
     backend = "nccl" if device.type == "cuda" else "gloo"
     seconds = int(os.environ.get(TIMEOUT_ENV, _DEFAULT_TIMEOUT_S))
+    _import_dynamo()
     dist.init_process_group(backend, timeout=timedelta(seconds=seconds))
     return DistContext(dist.get_rank(), dist.get_world_size(), local, owns_group=True), device
+
+
+def _import_dynamo() -> None:
+    """Import ``torch._dynamo`` before the process group exists.
+
+    Imported later (the optimizers import it), it keeps references to the default group
+    (PyTorch 2.14), so ``destroy_process_group`` cannot free it and the group's gloo threads
+    crash the process at exit ("terminate called without an active exception"). A process group
+    created by the caller should be created after this import too.
+    """
+    try:
+        import torch._dynamo  # noqa: F401
+    except ImportError:  # pragma: no cover - builds without dynamo
+        pass
 
 
 def _process_device(name: str, local_rank: int) -> torch.device:

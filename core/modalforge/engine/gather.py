@@ -79,6 +79,11 @@ def _size_group() -> Any:  # noqa: ANN401 - a ProcessGroup
     return _size_groups[key]
 
 
+def forget_size_groups() -> None:
+    """Drop the side groups (before destroying the default group, so they are freed with it)."""
+    _size_groups.clear()
+
+
 class _GatherWithGrad(torch.autograd.Function):
     """All-gather along dim 0 (rows ``sizes[r]`` from process ``r``); backward sums over processes
     the gradient of this process's rows."""

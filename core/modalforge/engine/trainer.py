@@ -206,6 +206,7 @@ class Trainer:
 
     def close(self) -> None:
         """End the process group this trainer started (a no-op in a single process)."""
+        self._ddp = None  # it holds the process group
         self.dist.close()
 
     # ---------------------------------------------------------------- setup

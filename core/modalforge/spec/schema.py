@@ -33,7 +33,7 @@ class DataSpec(BaseModel):
     dataset: ComponentRef = Field(description="registered dataset reader")
     train_split: str = Field("train", description="split to train on")
     eval_split: str | None = Field("test", description="split to evaluate on; null: none")
-    batch_size: PositiveInt = Field(64, description="samples per training micro-batch")
+    batch_size: PositiveInt = Field(64, description="samples per training micro-batch, per process")
     eval_batch_size: PositiveInt | None = Field(None, description="default: batch_size")
     num_workers: NonNegativeInt = Field(0, description="DataLoader worker processes")
     drop_last: bool = Field(False, description="drop the last incomplete training batch")

@@ -71,6 +71,8 @@ def test_single_process_without_torchrun(monkeypatch):
 
 # --------------------------------------------------------------------------- two processes
 def _gan_worker(rank: int, world: int, tmp: str) -> None:
+    import torch._dynamo  # noqa: F401 - before the group (see distributed._import_dynamo)
+
     from modalforge.engine import train
     from tests.core.engine.helpers import GAN_SECTIONS, make_pipeline
 
