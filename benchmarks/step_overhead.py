@@ -33,6 +33,7 @@ def load(recipe: str, overrides: list[str]):  # noqa: ANN201
         "train.progress=false",
         "train.tensorboard=false",
         "train.log_every_steps=100000",
+        "train.checkpoint_every_epochs=100000",  # per-epoch checkpoints are not step cost
         "train.epochs=1000",
     ]
     with resources.as_file(path) as p:
