@@ -1,5 +1,6 @@
 """Built-in data sets: ``digits`` (bundled with scikit-learn), ``synthetic``, ``tensor_file``, and
-the image–text readers ``digits_captions``, ``image_text_manifest`` and ``webdataset``."""
+the image–text readers ``digits_captions``, ``image_text_manifest`` and ``webdataset``, and the
+fusion benchmarks ``interaction`` and ``digits_halves``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import TYPE_CHECKING
 from modalforge.plugin import hookimpl
 from modalforge_datasets.digits import DigitsDataset
 from modalforge_datasets.digits_captions import DigitsCaptionsDataset, zeroshot_templates
+from modalforge_datasets.digits_halves import DigitsHalvesDataset
+from modalforge_datasets.interaction import InteractionDataset
 from modalforge_datasets.manifest import ImageTextManifestDataset
 from modalforge_datasets.synthetic import SyntheticDataset
 from modalforge_datasets.tensor_file import TensorFileDataset
@@ -19,7 +22,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DigitsCaptionsDataset",
     "DigitsDataset",
+    "DigitsHalvesDataset",
     "ImageTextManifestDataset",
+    "InteractionDataset",
     "SyntheticDataset",
     "TensorFileDataset",
     "WebDatasetReader",
@@ -38,3 +43,9 @@ def register_components(registry: Registrar) -> None:
     )
     registry.dataset("image_text_manifest", ImageTextManifestDataset, tags=("image-text", "csv"))
     registry.dataset("webdataset", WebDatasetReader, tags=("image-text", "tar"))
+    registry.dataset(
+        "interaction", InteractionDataset, tags=("multimodal", "fusion-benchmark", "offline")
+    )
+    registry.dataset(
+        "digits_halves", DigitsHalvesDataset, tags=("multimodal", "fusion-benchmark", "offline")
+    )

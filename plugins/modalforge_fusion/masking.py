@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import torch
 from torch import Tensor
 
 from modalforge.contracts import FeatureSpec
@@ -28,3 +29,20 @@ def presence(masks: Mapping[str, Tensor] | None, name: str, like: Tensor) -> Ten
     if masks is None or name not in masks:
         return None
     return masks[name].reshape(-1, 1).to(device=like.device, dtype=like.dtype)
+
+
+def keep_or_ones(masks: Mapping[str, Tensor] | None, name: str, like: Tensor) -> Tensor:
+    """Like :func:`presence`, but all ones (``(B, 1)``) when every sample has ``name``."""
+    keep = presence(masks, name, like)
+    return torch.ones_like(like[:, :1]) if keep is None else keep
+
+
+def with_one(x: Tensor, keep: Tensor) -> Tensor:
+    """``[x, 1]`` for a present sample and ``[0, …, 0, 1]`` for an absent one (TFN / LMF input)."""
+    return torch.cat([x * keep, torch.ones_like(x[:, :1])], dim=-1)
+
+
+def check_dim(name: str, value: int | None) -> None:
+    """Reject a non-positive width parameter with a message naming it."""
+    if value is not None and value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")

@@ -1,0 +1,61 @@
+"""``late``: per-modality projections to the head's width, averaged (plainly or learned)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from modalforge.contracts import FeatureSpec, Fusion
+from modalforge_fusion.masking import check_dim, keep_or_ones, pooled, pooled_inputs
+
+
+class LateFusion(Fusion):
+    """Weighted average of per-modality ``Linear(d_m, dim)`` outputs (decision-level fusion).
+
+    ``mode="mean"`` weighs present modalities equally; ``mode="learned"`` uses softmax-normalised
+    trainable weights (one per modality, starting equal). Absent modalities are left out and the
+    weights of the present ones renormalised; a sample with none present gives zeros.
+    """
+
+    def __init__(
+        self,
+        in_features: Mapping[str, FeatureSpec],
+        dim: int | None = None,
+        mode: Literal["mean", "learned"] = "mean",
+    ) -> None:
+        super().__init__(in_features)
+        self.in_features = pooled_inputs(in_features)
+        check_dim("dim", dim)
+        if mode not in ("mean", "learned"):
+            raise ValueError(f"mode must be 'mean' or 'learned', got {mode!r}")
+        width = dim if dim is not None else max(f.dim for f in self.in_features.values())
+        self.proj = nn.ModuleDict({m: nn.Linear(f.dim, width) for m, f in self.in_features.items()})
+        self.mode = mode
+        self.logits = nn.Parameter(torch.zeros(len(self.proj))) if mode == "learned" else None
+        self._output = FeatureSpec(width)
+
+    @property
+    def output(self) -> FeatureSpec:
+        return self._output
+
+    def weights(self) -> Tensor:
+        """Per-modality weights ``(N,)`` before masking (sum to one)."""
+        if self.logits is None:
+            return torch.full((len(self.proj),), 1.0 / len(self.proj))
+        return self.logits.softmax(dim=0)
+
+    def forward(
+        self, features: Mapping[str, Tensor], masks: Mapping[str, Tensor] | None = None
+    ) -> Tensor:
+        xs, keeps = [], []
+        for name, proj in self.proj.items():
+            x = proj(pooled(features[name]))
+            xs.append(x)
+            keeps.append(keep_or_ones(masks, name, x))
+        x, keep = torch.stack(xs, dim=1), torch.stack(keeps, dim=1)  # (B, N, D), (B, N, 1)
+        w = self.weights().to(x).reshape(1, -1, 1) * keep
+        w = w / w.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        return (w * x).sum(dim=1)
