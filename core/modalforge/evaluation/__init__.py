@@ -1,4 +1,4 @@
-"""Evaluation of embedding models: zero-shot classification, retrieval and linear probes.
+"""Evaluation: zero-shot classification, retrieval, linear probes and robustness to corruption.
 
 Pure functions on tensors, with no registry or plugin in sight: metrics (``modalforge_metrics``)
 and the CLI (``modalforge zeroshot``, ``retrieve``, ``embed``) are thin layers over them.
@@ -28,6 +28,12 @@ from modalforge.evaluation.retrieval import (
     summarize_ranks,
     topk,
 )
+from modalforge.evaluation.robustness import (
+    DEFAULT_NOISE_LEVELS,
+    corrupt_batch,
+    evaluate_robustness,
+    normalized_auc,
+)
 from modalforge.evaluation.zeroshot import (
     DEFAULT_TEMPLATES,
     build_zeroshot_classifier,
@@ -39,10 +45,13 @@ from modalforge.evaluation.zeroshot import (
 )
 
 __all__ = [
+    "DEFAULT_NOISE_LEVELS",
     "DEFAULT_CS",
     "DEFAULT_TEMPLATES",
     "ProbeResult",
     "build_zeroshot_classifier",
+    "corrupt_batch",
+    "evaluate_robustness",
     "cross_validated_probe",
     "fit_probe",
     "format_prompts",
@@ -51,6 +60,7 @@ __all__ = [
     "is_contrastive",
     "linear_probe",
     "model_device",
+    "normalized_auc",
     "per_class_accuracy",
     "preprocess_batch",
     "retrieval_metrics",

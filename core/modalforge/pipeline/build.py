@@ -190,7 +190,35 @@ def _build_multimodal(spec, params, dataset, info, encoders) -> MultimodalModel:
         in_dim=feature_dim,
         target=dataset.target,
     )
-    return MultimodalModel(encoders, fusion, head)
+    dropout = _modality_dropout(spec, encoders, fusion)
+    return MultimodalModel(encoders, fusion, head, modality_dropout=dropout)
+
+
+def _modality_dropout(spec, encoders, fusion) -> dict[str, float]:  # noqa: ANN001
+    """``model.modality_dropout``, checked against the encoders and the fusion."""
+    probs = spec.model.modality_dropout
+    for name, p in probs.items():
+        path = f"model.modality_dropout.{name}"
+        if name not in encoders:
+            raise SpecError(
+                path,
+                f"{name!r} is not one of the model's encoders",
+                hint=f"use one of: {', '.join(encoders)}",
+            )
+        if not 0.0 <= p < 1.0:
+            raise SpecError(
+                path,
+                f"drop probability must be in [0, 1), got {p}",
+                hint="e.g. 0.3 drops the modality from 30% of training samples",
+            )
+    if fusion is None and any(p > 0 for p in probs.values()):
+        name = next(n for n, p in probs.items() if p > 0)
+        raise SpecError(
+            f"model.modality_dropout.{name}",
+            "a single encoder without a fusion cannot drop its only modality",
+            hint="remove `modality_dropout`, or add encoders and a fusion that respects masks",
+        )
+    return dict(probs)
 
 
 def instantiate(info: ComponentInfo, params: Mapping[str, Any], path: str, **context: Any) -> Any:

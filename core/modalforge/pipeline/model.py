@@ -7,21 +7,35 @@ from collections.abc import Mapping
 from torch import Tensor, nn
 
 from modalforge.contracts import MASKS_KEY, Encoder, FeatureSpec, Fusion, Head
+from modalforge.pipeline.dropout import check_dropout, dropout_masks
 
 
 class MultimodalModel(nn.Module):
     """Composes registered components; outputs a dict with ``features`` and the head's key.
 
     With a single encoder the fusion may be omitted and the encoder's pooled output feeds the head.
+    ``modality_dropout`` maps modality names to drop probabilities in ``[0, 1)``: in training
+    mode each sample loses modality ``m`` with probability ``p_m`` (its presence mask is set
+    False; see :func:`modalforge.pipeline.dropout.dropout_masks` for the rule that keeps one
+    modality per sample). The encoders still run; the fusion sees the masks. No dropout in eval.
     """
 
-    def __init__(self, encoders: Mapping[str, Encoder], fusion: Fusion | None, head: Head) -> None:
+    def __init__(
+        self,
+        encoders: Mapping[str, Encoder],
+        fusion: Fusion | None,
+        head: Head,
+        modality_dropout: Mapping[str, float] | None = None,
+    ) -> None:
         super().__init__()
         if fusion is None and len(encoders) != 1:
             raise ValueError("a fusion is required with more than one encoder")
         self.encoders = nn.ModuleDict(dict(encoders))
         self.fusion = fusion
         self.head = head
+        self.modality_dropout = check_dropout(modality_dropout or {}, tuple(self.encoders))
+        if fusion is None and any(p > 0 for p in self.modality_dropout.values()):
+            raise ValueError("modality dropout needs a fusion (a single encoder cannot be dropped)")
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -42,10 +56,16 @@ class MultimodalModel(nn.Module):
             out[name] = encoder.forward_tokens(x) if wants_tokens else encoder(x)
         return out
 
+    def masks(self, batch: Mapping[str, Tensor]) -> Mapping[str, Tensor] | None:
+        """The presence masks the fusion sees: the batch's, plus modality dropout in training."""
+        if not (self.training and any(p > 0 for p in self.modality_dropout.values())):
+            return batch.get(MASKS_KEY)
+        return dropout_masks(batch, self.modalities, self.modality_dropout)
+
     def forward(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         per_modality = self.encode(batch)
         if self.fusion is None:
             features = next(iter(per_modality.values()))
         else:
-            features = self.fusion(per_modality, batch.get(MASKS_KEY))
+            features = self.fusion(per_modality, self.masks(batch))
         return {"features": features, self.head.output_key: self.head(features)}

@@ -59,6 +59,11 @@ class ModelSpec(BaseModel):
     generator: ComponentRef | None = Field(
         None, description="a generator instead of encoders/fusion/head"
     )
+    modality_dropout: dict[str, float] = Field(
+        default_factory=dict,
+        description="supervised only: per-modality probability in [0, 1) of dropping it (mask "
+        "False) for a training sample; one modality per sample is always kept",
+    )
 
     @model_validator(mode="after")
     def _shape(self) -> ModelSpec:
@@ -66,6 +71,8 @@ class ModelSpec(BaseModel):
             self.type = "generator" if self.generator is not None else "supervised"
         if self.type != "contrastive" and self.embed_dim is not None:
             raise ValueError("`embed_dim` applies to `type: contrastive` only")
+        if self.type != "supervised" and self.modality_dropout:
+            raise ValueError("`modality_dropout` applies to `type: supervised` only")
         if self.type == "generator":
             if self.generator is None:
                 raise ValueError("`type: generator` needs a `generator`")
