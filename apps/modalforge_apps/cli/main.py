@@ -91,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="a.b.c=value", help="spec overrides")
     p.set_defaults(handler=_lazy("modalforge_apps.cli.run", "cmd_demo"))
 
+    p = sub.add_parser("bench", help="run a grid of pipeline variants × seeds; rank and report")
+    p.add_argument("grid", help="benchmark grid (YAML): base spec, axes, seeds")
+    p.add_argument("--out", metavar="DIR", help="output folder (required unless --dry-run)")
+    p.add_argument("--workers", type=int, default=1, help="parallel local processes (default 1)")
+    p.add_argument("--dry-run", action="store_true", help="validate and list the cells only")
+    p.set_defaults(handler=_lazy("modalforge_apps.cli.bench_cmd", "cmd_bench"))
+
     p = sub.add_parser("new-plugin", help="scaffold an installable plugin package")
     p.add_argument("name", help="Python package name of the plugin, e.g. my_plugin")
     p.add_argument("--dest", default=".", help="parent folder (default: current folder)")

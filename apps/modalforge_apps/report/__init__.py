@@ -1,17 +1,21 @@
 """Static run reports: PNG plots and one self-contained HTML page."""
 
-from modalforge_apps.report.html import write_report
+from modalforge_apps.report.html import figure_html, page_html, write_report
 from modalforge_apps.report.plots import (
     plot_confusion,
     plot_loss_curve,
     plot_retrieval_grid,
+    plot_scatter,
     read_train_curve,
 )
 
 __all__ = [
+    "figure_html",
+    "page_html",
     "plot_confusion",
     "plot_loss_curve",
     "plot_retrieval_grid",
+    "plot_scatter",
     "read_train_curve",
     "write_report",
 ]

@@ -18,6 +18,25 @@ figcaption{color:#555;font-size:.9em}code{background:#f5f5f5;padding:0 .2em}
 """
 
 
+def figure_html(png: Path, caption: str) -> str:
+    """A ``<figure>`` with the PNG embedded as a data URI (no files or network needed)."""
+    data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
+    return (
+        f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{html.escape(caption)} (<code>{html.escape(Path(png).name)}</code>)"
+        "</figcaption></figure>"
+    )
+
+
+def page_html(title: str, body: str) -> str:
+    """A complete standalone page with the report style."""
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title>\n<style>{_STYLE}</style></head><body>\n"
+        f"<h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n"
+    )
+
+
 def write_report(
     path: Path,
     *,
@@ -40,14 +59,7 @@ def write_report(
             f"<tr><td>{html.escape(name)}</td><td class=num>{value:.4f}</td>"
             f"<td class=num>{tgt}</td><td class={cls}>{status}</td></tr>"
         )
-    figs = []
-    for png, caption in figures:
-        data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
-        figs.append(
-            f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{html.escape(caption)} (<code>{html.escape(Path(png).name)}</code>)"
-            "</figcaption></figure>"
-        )
+    figs = [figure_html(png, caption) for png, caption in figures]
     info = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
         for k, v in (details or {}).items()

@@ -104,3 +104,27 @@ def plot_retrieval_grid(
         axes[i][0].set_ylabel(queries[i], rotation=0, ha="right", va="center", fontsize=8)
     fig.suptitle("Text → image retrieval (top-k, cosine similarity)", fontsize=10)
     return _save(fig, path)
+
+
+def plot_scatter(
+    points: Sequence[tuple[str, float, float, float]],
+    path: Path,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    logx: bool = False,
+) -> Path:
+    """Labelled points ``(label, x, y, y_err)`` with vertical error bars (e.g. mean ± std)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for label, x, y, err in points:
+        ax.errorbar([x], [y], yerr=[err], fmt="o", capsize=3, ms=5)
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    if logx and points and min(p[1] for p in points) > 0:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

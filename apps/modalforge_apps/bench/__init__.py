@@ -1,0 +1,69 @@
+"""``modalforge bench``: run a grid of pipeline variants × seeds, then rank and report them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from modalforge_apps.bench.grid import (
+    Cell,
+    Grid,
+    GridError,
+    LoadedGrid,
+    cell_spec_dict,
+    check_cells,
+    expand_cells,
+    load_grid,
+)
+from modalforge_apps.bench.results import (
+    RESULTS_FILE,
+    Row,
+    leaderboard,
+    mean_std,
+    read_results,
+    write_leaderboard,
+)
+from modalforge_apps.bench.runner import BenchSummary, pin_grid, run_bench, run_one
+
+
+def write_outputs(loaded: LoadedGrid, out: str | Path) -> tuple[list[Row], list[str]]:
+    """``leaderboard.csv``, ``leaderboard.md`` and ``report.html`` from ``results.jsonl``."""
+    from modalforge_apps.bench.report import write_bench_report
+
+    out = Path(out)
+    records, corrupt = read_results(out / RESULTS_FILE)
+    run_ids = {c.run_id(s) for c in loaded.cells for s in loaded.seeds}
+    records = [r for r in records if r["run_id"] in run_ids]
+    rows, names = leaderboard(records, loaded.grid.rank_by)
+    write_leaderboard(out, rows, names)
+    notes = [
+        "peak memory: CUDA max allocated per run, or on CPU the process's peak RSS "
+        "(a high-water mark since the process started, so an upper bound per run)",
+        "inference samples/s: one evaluation pass (forward + metrics) over the eval split",
+    ]
+    if corrupt:
+        notes.append(f"{corrupt} unreadable line(s) in results.jsonl were ignored")
+    write_bench_report(out / "report.html", name=loaded.name, rows=rows, names=names, notes=notes)
+    return rows, names
+
+
+__all__ = [
+    "RESULTS_FILE",
+    "BenchSummary",
+    "Cell",
+    "Grid",
+    "GridError",
+    "LoadedGrid",
+    "Row",
+    "cell_spec_dict",
+    "check_cells",
+    "expand_cells",
+    "leaderboard",
+    "load_grid",
+    "mean_std",
+    "pin_grid",
+    "read_results",
+    "run_bench",
+    "run_one",
+    "write_leaderboard",
+    "write_outputs",
+]

@@ -1,0 +1,241 @@
+"""Run a grid's cells × seeds, one JSON line per finished run in ``results.jsonl``.
+
+Resumable: runs already ``ok`` in ``results.jsonl`` are not rerun. ``grid.json`` pins the grid's
+hash so a folder is never mixed between two different grids.
+
+Peak memory: on CUDA, ``torch.cuda.max_memory_allocated`` (reset before each run). On CPU the
+only honest figure is the process's peak resident set size (``getrusage``), a high-water mark
+since the process started: in a sequential run it never decreases from one run to the next, so
+it bounds a run's memory from above. ``peak_mem_kind`` says which one a record holds.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modalforge import io
+from modalforge_apps.bench.grid import Cell, GridError, LoadedGrid, check_cells
+from modalforge_apps.bench.results import RESULTS_FILE, read_results
+
+GRID_FILE = "grid.json"
+
+
+@dataclass
+class BenchSummary:
+    """What one ``bench`` invocation did."""
+
+    ran: int = 0
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0
+    resumed: int = 0  # runs already ok from an earlier invocation
+    corrupt_lines: int = 0
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+def pin_grid(loaded: LoadedGrid, out: Path) -> None:
+    """Write ``grid.json`` on first use; refuse a folder that holds a different grid's results."""
+    digest = loaded.digest()
+    pin = out / GRID_FILE
+    if pin.exists():
+        try:
+            stored = json.loads(pin.read_text()).get("grid_hash")
+        except (json.JSONDecodeError, OSError, AttributeError):
+            stored = None
+        if stored != digest:
+            raise GridError(
+                f"{out} holds results of a different grid (grid hash {stored}, this grid "
+                f"{digest}): the base spec, axes or seeds changed",
+                hint="choose another --out folder, or restore the original grid",
+            )
+        return
+    if (out / RESULTS_FILE).exists():
+        raise GridError(
+            f"{out / RESULTS_FILE} exists but {pin} does not, so its grid is unknown",
+            hint="choose another --out folder",
+        )
+    io.write_json(
+        pin,
+        {
+            "grid_hash": digest,
+            "name": loaded.name,
+            "base": loaded.base,
+            "axes": loaded.grid.axes,
+            "seeds": loaded.seeds,
+            "cells": [{"cell_id": c.cell_id, "label": c.label} for c in loaded.cells],
+        },
+    )
+
+
+def run_bench(
+    loaded: LoadedGrid,
+    out: str | Path,
+    *,
+    registry: Any = None,
+    workers: int = 1,
+    registry_factory: Callable[[], Any] | None = None,
+    log: Callable[[str], None] = print,
+) -> BenchSummary:
+    """Validate every cell, then run the unfinished cell × seed runs into ``out``.
+
+    ``registry_factory`` (picklable, e.g. a module-level function) gives worker processes their
+    registry when ``workers > 1``; by default they load the installed plugins.
+    """
+    if registry is None:
+        from modalforge.plugin import get_registry
+
+        registry = get_registry()
+    check_cells(loaded, registry)  # unknown components: GridError before anything runs
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pin_grid(loaded, out)
+    existing, corrupt = read_results(out / RESULTS_FILE)
+    summary = BenchSummary(corrupt_lines=corrupt)
+    if corrupt:
+        log(f"warning: {corrupt} unreadable line(s) in {out / RESULTS_FILE} ignored; rerunning")
+    done = {r["run_id"] for r in existing if r.get("status") == "ok"}
+    todo = [(c, s) for c in loaded.cells for s in loaded.seeds if c.run_id(s) not in done]
+    summary.resumed = len(loaded.cells) * len(loaded.seeds) - len(todo)
+    if summary.resumed:
+        log(f"{summary.resumed} run(s) already finished; {len(todo)} to go")
+    jobs = [(c, s, loaded.cell_dict(c, s), str(out / "runs" / c.run_id(s))) for c, s in todo]
+
+    def record(rec: dict[str, Any]) -> None:
+        io.append_line(out / RESULTS_FILE, json.dumps(rec, default=str))
+        summary.ran += 1
+        setattr(summary, rec["status"], getattr(summary, rec["status"]) + 1)
+        summary.records.append(rec)
+        extra = f"  {rec['error']['type']}: {rec['error']['message']}" if rec.get("error") else ""
+        log(f"[{summary.ran}/{len(jobs)}] {rec['run_id']} {rec['label']}: {rec['status']}{extra}")
+
+    if workers <= 1:
+        for cell, seed, spec_dict, run_dir in jobs:
+            record(run_one(_meta(cell, seed), spec_dict, run_dir, registry=registry))
+        return summary
+    import multiprocessing
+    import os
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_worker, initargs=(threads, registry_factory)
+    ) as pool:
+        pending = {
+            pool.submit(run_one, _meta(cell, seed), spec_dict, run_dir)
+            for cell, seed, spec_dict, run_dir in jobs
+        }
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                record(fut.result())
+    return summary
+
+
+def _meta(cell: Cell, seed: int) -> dict[str, Any]:
+    return {
+        "cell_id": cell.cell_id,
+        "run_id": cell.run_id(seed),
+        "label": cell.label,
+        "seed": seed,
+        "overrides": cell.overrides,
+    }
+
+
+_WORKER_REGISTRY: Any = None
+
+
+def _init_worker(threads: int, registry_factory: Callable[[], Any] | None) -> None:
+    import torch
+
+    global _WORKER_REGISTRY
+    torch.set_num_threads(threads)
+    if registry_factory is not None:
+        _WORKER_REGISTRY = registry_factory()
+
+
+def run_one(
+    meta: dict[str, Any], spec_dict: dict[str, Any], run_dir: str, *, registry: Any = None
+) -> dict[str, Any]:
+    """Build, train and time one run; never raises — failures become the record's ``error``."""
+    import torch
+
+    from modalforge.engine import Trainer, seed_everything, train
+    from modalforge.errors import SpecError
+    from modalforge.pipeline import build_pipeline
+    from modalforge.spec import parse_spec
+
+    if registry is None:
+        registry = _WORKER_REGISTRY
+    if registry is None:
+        from modalforge.plugin import get_registry
+
+        registry = get_registry()
+    rec: dict[str, Any] = {**meta, "status": "ok", "time": time.time()}
+    try:
+        spec = parse_spec(spec_dict)
+        seed_everything(spec.seed)
+        try:
+            pipeline = build_pipeline(spec, registry)
+        except SpecError as exc:  # e.g. sizes that do not fit: an incompatible combination
+            return {**rec, "status": "skipped", "error": _error(exc)}
+        model = pipeline.model
+        rec["params_total"] = sum(p.numel() for p in model.parameters())
+        rec["params_trainable"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        shutil.rmtree(run_dir, ignore_errors=True)  # an earlier failed attempt of this run
+        device = spec.train.device
+        cuda = torch.cuda.is_available() and (device == "auto" or device.startswith("cuda"))
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        result = train(pipeline, run_dir)
+        rec["metrics"] = dict(result.metrics)
+        rec["train_seconds"] = result.train_seconds
+        n_train = len(pipeline.load(spec.data.train_split))
+        rec["train_samples_per_s"] = n_train * result.epochs / max(result.train_seconds, 1e-9)
+        rec["infer_samples_per_s"] = _inference_rate(Trainer, pipeline)
+        if cuda:
+            rec["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
+            rec["peak_mem_kind"] = "cuda_max_allocated"
+        else:
+            rec["peak_mem_mb"] = _peak_rss_mb()
+            rec["peak_mem_kind"] = "process_peak_rss"
+    except Exception as exc:  # noqa: BLE001 - one failing run must not stop the grid
+        rec.update(status="failed", error=_error(exc))
+    rec["time"] = time.time()
+    return rec
+
+
+def _inference_rate(trainer_cls: Any, pipeline: Any) -> float | None:
+    """Samples/s of one evaluation pass (forward + metrics) over the eval split."""
+    split = pipeline.spec.data.eval_split
+    if split is None:
+        return None
+    trainer = trainer_cls(pipeline, None)
+    try:
+        start = time.perf_counter()
+        trainer.evaluate(split)
+        seconds = time.perf_counter() - start
+    finally:
+        trainer.close()
+    return len(pipeline.load(split)) / max(seconds, 1e-9)
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes vs KiB
+
+
+def _error(exc: BaseException) -> dict[str, str]:
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f"{tb[-1].filename}:{tb[-1].lineno}" if tb else ""
+    return {"type": type(exc).__name__, "message": str(exc), "where": where}
