@@ -1,4 +1,4 @@
-"""``late``: per-modality projections to the head's width, averaged (plainly or learned)."""
+"""``late``: per-modality decision branches, averaged (plainly or with learned weights)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,13 @@ from modalforge_fusion.masking import check_dim, keep_or_ones, pooled, pooled_in
 
 
 class LateFusion(Fusion):
-    """Weighted average of per-modality ``Linear(d_m, dim)`` outputs (decision-level fusion).
+    """Weighted average of per-modality branches ``Linear → GELU → Linear`` (decision level).
 
-    ``mode="mean"`` weighs present modalities equally; ``mode="learned"`` uses softmax-normalised
-    trainable weights (one per modality, starting equal). Absent modalities are left out and the
+    Each branch is a small per-modality head; the pipeline's (linear) head on the average equals
+    the average of per-modality heads' logits, i.e. late fusion. The hidden layer is what makes
+    it differ from ``mean``, whose per-modality maps are linear. ``mode="mean"`` weighs present
+    modalities equally; ``mode="learned"`` uses softmax-normalised trainable weights (one per
+    modality, starting equal). Absent modalities are left out and the
     weights of the present ones renormalised; a sample with none present gives zeros.
     """
 
@@ -25,14 +28,22 @@ class LateFusion(Fusion):
         in_features: Mapping[str, FeatureSpec],
         dim: int | None = None,
         mode: Literal["mean", "learned"] = "mean",
+        hidden: int | None = None,
     ) -> None:
         super().__init__(in_features)
         self.in_features = pooled_inputs(in_features)
         check_dim("dim", dim)
+        check_dim("hidden", hidden)
         if mode not in ("mean", "learned"):
             raise ValueError(f"mode must be 'mean' or 'learned', got {mode!r}")
         width = dim if dim is not None else max(f.dim for f in self.in_features.values())
-        self.proj = nn.ModuleDict({m: nn.Linear(f.dim, width) for m, f in self.in_features.items()})
+        hid = hidden if hidden is not None else width
+        self.proj = nn.ModuleDict(
+            {
+                m: nn.Sequential(nn.Linear(f.dim, hid), nn.GELU(), nn.Linear(hid, width))
+                for m, f in self.in_features.items()
+            }
+        )
         self.mode = mode
         self.logits = nn.Parameter(torch.zeros(len(self.proj))) if mode == "learned" else None
         self._output = FeatureSpec(width)
