@@ -1,16 +1,17 @@
-"""Pieces shared by the readers: an in-memory dict data set, a fixed stratified split and a
-fork-friendly list of strings."""
+"""Pieces shared by the readers: an in-memory dict data set, a fixed stratified split, a base for
+train/test readers and a fork-friendly list of strings."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from modalforge.contracts import MASKS_KEY
+from modalforge.contracts import MASKS_KEY, DatasetReader
 from modalforge.errors import DataError
 
 
@@ -96,3 +97,26 @@ class PackedStrings:
 
     def __iter__(self) -> Iterator[str]:
         return (self[i] for i in range(len(self)))
+
+
+class TrainTestReader(DatasetReader):
+    """Base of in-memory readers with a fixed train/test split of one ``TensorDictDataset``.
+
+    Subclasses set ``reader_name`` and fill ``_all``, ``train_indices`` and ``test_indices``.
+    """
+
+    reader_name: ClassVar[str] = ""
+    _all: TensorDictDataset
+    train_indices: np.ndarray
+    test_indices: np.ndarray
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return ("train", "test")
+
+    def load(self, split: str) -> Dataset:
+        if split == "train":
+            return self._all.subset(self.train_indices)
+        if split == "test":
+            return self._all.subset(self.test_indices)
+        raise unknown_split(self.reader_name, split, self.splits)

@@ -7,11 +7,14 @@ from functools import lru_cache
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 
-from modalforge.contracts import DatasetReader, Target, TargetKind
+from modalforge.contracts import Target, TargetKind
 from modalforge.modality import Modality
-from modalforge_datasets.common import TensorDictDataset, stratified_split, unknown_split
+from modalforge_datasets.common import (
+    TensorDictDataset,
+    TrainTestReader,
+    stratified_split,
+)
 
 CLASS_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
@@ -24,12 +27,14 @@ def _raw() -> tuple[np.ndarray, np.ndarray]:
     return bunch.images.astype(np.float32), bunch.target.astype(np.int64)
 
 
-class DigitsDataset(DatasetReader):
+class DigitsDataset(TrainTestReader):
     """1,797 grayscale digits as modality ``image`` ``(1, S, S)`` in ``[0, 1]``, ten classes.
 
     No download: the data ship with scikit-learn. Images are upsampled bilinearly from 8×8 to
     ``image_size``. The ``train``/``test`` split is stratified and fixed by ``split_seed``.
     """
+
+    reader_name = "digits"
 
     def __init__(
         self, image_size: int = 8, test_fraction: float = 0.2, split_seed: int = 0
@@ -56,14 +61,3 @@ class DigitsDataset(DatasetReader):
     @property
     def target(self) -> Target:
         return Target(TargetKind.MULTICLASS, 10, CLASS_NAMES)
-
-    @property
-    def splits(self) -> tuple[str, ...]:
-        return ("train", "test")
-
-    def load(self, split: str) -> Dataset:
-        if split == "train":
-            return self._all.subset(self.train_indices)
-        if split == "test":
-            return self._all.subset(self.test_indices)
-        raise unknown_split("digits", split, self.splits)

@@ -6,21 +6,21 @@ incomplete, for benchmarking fusions; it shares the ``digits`` data set's images
 
 from __future__ import annotations
 
-from torch.utils.data import Dataset
-
-from modalforge.contracts import DatasetReader, Target, TargetKind
+from modalforge.contracts import Target, TargetKind
 from modalforge.modality import Modality
-from modalforge_datasets.common import TensorDictDataset, unknown_split
+from modalforge_datasets.common import TensorDictDataset, TrainTestReader
 from modalforge_datasets.digits import CLASS_NAMES, DigitsDataset
 
 
-class DigitsHalvesDataset(DatasetReader):
+class DigitsHalvesDataset(TrainTestReader):
     """Modalities ``top`` and ``bottom`` (image2d ``(1, S/2, S)``): rows ``[0, S/2)`` and
     ``[S/2, S)`` of the ``digits`` image at ``image_size`` ``S``; ten classes.
 
     The images, the ``train``/``test`` split and the targets are exactly those of ``digits`` with
     the same ``image_size``, ``test_fraction`` and ``split_seed``, so results compare directly.
     """
+
+    reader_name = "digits_halves"
 
     def __init__(
         self, image_size: int = 8, test_fraction: float = 0.2, split_seed: int = 0
@@ -52,14 +52,3 @@ class DigitsHalvesDataset(DatasetReader):
     @property
     def target(self) -> Target:
         return Target(TargetKind.MULTICLASS, 10, CLASS_NAMES)
-
-    @property
-    def splits(self) -> tuple[str, ...]:
-        return ("train", "test")
-
-    def load(self, split: str) -> Dataset:
-        if split == "train":
-            return self._all.subset(self.train_indices)
-        if split == "test":
-            return self._all.subset(self.test_indices)
-        raise unknown_split("digits_halves", split, self.splits)

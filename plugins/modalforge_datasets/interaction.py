@@ -14,11 +14,14 @@ import math
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from modalforge.contracts import DatasetReader, Target, TargetKind
+from modalforge.contracts import Target, TargetKind
 from modalforge.modality import Modality
-from modalforge_datasets.common import TensorDictDataset, stratified_split, unknown_split
+from modalforge_datasets.common import (
+    TensorDictDataset,
+    TrainTestReader,
+    stratified_split,
+)
 
 TABULAR_SIGNAL = 2.0  # norm of a tabular prototype; the image blob's peak height is 1.
 
@@ -64,7 +67,7 @@ def tabular_vectors(
     return x.astype(np.float32)
 
 
-class InteractionDataset(DatasetReader):
+class InteractionDataset(TrainTestReader):
     """Modalities ``image`` (image2d ``(1, S, S)``) and ``tabular`` (``(F,)``); label
     ``(a + b) mod K`` of the image's latent ``a`` (blob position) and the vector's latent ``b``
     (prototype direction).
@@ -73,6 +76,8 @@ class InteractionDataset(DatasetReader):
     ``train_indices``/``test_indices``) for analysis. The split is stratified on the ``(a, b)``
     pair, so every split keeps each modality uninformative on its own.
     """
+
+    reader_name = "interaction"
 
     def __init__(
         self,
@@ -134,14 +139,3 @@ class InteractionDataset(DatasetReader):
     def target(self) -> Target:
         names = tuple(f"class_{i}" for i in range(self.num_classes))
         return Target(TargetKind.MULTICLASS, self.num_classes, names)
-
-    @property
-    def splits(self) -> tuple[str, ...]:
-        return ("train", "test")
-
-    def load(self, split: str) -> Dataset:
-        if split == "train":
-            return self._all.subset(self.train_indices)
-        if split == "test":
-            return self._all.subset(self.test_indices)
-        raise unknown_split("interaction", split, self.splits)
