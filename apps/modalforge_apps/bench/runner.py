@@ -201,6 +201,13 @@ def run_one(
         n_train = len(pipeline.load(spec.data.train_split))
         rec["train_samples_per_s"] = n_train * result.epochs / max(result.train_seconds, 1e-9)
         rec["infer_samples_per_s"] = _inference_rate(Trainer, pipeline)
+        robustness = _robustness(pipeline)
+        if robustness is not None:
+            rec["robustness"] = robustness
+            for mod, auc in robustness["auc"].items():
+                rec["metrics"][f"noise_auc_{mod}"] = auc
+            for mod, value in robustness["missing"].items():
+                rec["metrics"][f"missing_{mod}_accuracy"] = value
         if cuda:
             rec["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
             rec["peak_mem_kind"] = "cuda_max_allocated"
@@ -226,6 +233,48 @@ def _inference_rate(trainer_cls: Any, pipeline: Any) -> float | None:
     finally:
         trainer.close()
     return len(pipeline.load(split)) / max(seconds, 1e-9)
+
+
+def _robustness(pipeline: Any) -> dict[str, Any] | None:
+    """Accuracy under Gaussian noise (levels 0–1) on each modality and with each one missing.
+
+    ``auc`` is the area under accuracy-vs-noise over the levels, divided by their range (see
+    :func:`modalforge.evaluation.robustness.normalized_auc`). Classification pipelines only.
+    """
+    import torch
+
+    from modalforge.contracts import TargetKind
+    from modalforge.evaluation import evaluate_robustness
+    from modalforge.pipeline import MultimodalModel
+
+    spec, model, target = pipeline.spec, pipeline.model, pipeline.dataset.target
+    split = spec.data.eval_split
+    if (
+        split is None
+        or not isinstance(model, MultimodalModel)
+        or model.head.output_key != "logits"
+        or target is None
+        or target.kind != TargetKind.MULTICLASS
+    ):
+        return None
+    loader = torch.utils.data.DataLoader(
+        pipeline.load(split), batch_size=spec.data.eval_batch_size or spec.data.batch_size
+    )
+
+    def accuracy(logits: Any, targets: Any) -> float:
+        return float((logits.argmax(-1) == targets).float().mean())
+
+    device = next(model.parameters()).device
+    result = evaluate_robustness(
+        model, loader, accuracy, list(model.encoders), device=device, seed=spec.seed
+    )
+    return {
+        "metric": "accuracy",
+        "clean": result["clean"],
+        "noise": {m: {str(k): v for k, v in c.items()} for m, c in result["noise"].items()},
+        "missing": result["missing"],
+        "auc": result["auc"],
+    }
 
 
 def _peak_rss_mb() -> float:

@@ -266,3 +266,27 @@ def test_example_grids_are_valid(name):
     assert len(check_cells(loaded, get_registry())) == len(loaded.cells) >= 9
     assert loaded.seeds == [0, 1, 2]
     assert sum(len(c.overrides.get("model.encoders", {})) == 1 for c in loaded.cells) == 2
+
+
+def test_robustness_is_recorded_per_modality(host, tmp_path):
+    path = _grid(tmp_path, seeds=[0])
+    out = tmp_path / "out"
+    assert main(["bench", str(path), "--out", str(out)]) == 0
+    (rec,) = _lines(out)
+    rob = rec["robustness"]
+    mods = ["image", "ct", "state"]
+    assert sorted(rob["auc"]) == sorted(mods) and sorted(rob["missing"]) == sorted(mods)
+    for mod in mods:
+        curve = rob["noise"][mod]
+        assert list(curve) == ["0.0", "0.25", "0.5", "0.75", "1.0"]
+        assert curve["0.0"] == pytest.approx(rob["clean"])  # no noise: the clean accuracy
+        assert rec["metrics"]["noise_auc_" + mod] == rob["auc"][mod]
+        levels, values = [float(k) for k in curve], list(curve.values())
+        trapezoid = sum(
+            (levels[i + 1] - levels[i]) * (values[i] + values[i + 1]) / 2
+            for i in range(len(levels) - 1)
+        )
+        assert rob["auc"][mod] == pytest.approx(trapezoid / (levels[-1] - levels[0]))
+        assert 0.0 <= rec["metrics"][f"missing_{mod}_accuracy"] <= 1.0
+    assert rob["clean"] == pytest.approx(rec["metrics"]["accuracy"])
+    assert "noise_auc_image" in (out / "leaderboard.md").read_text()
