@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from modalforge.errors import CheckpointError, SpecError
+from modalforge.errors import CheckpointError
+from modalforge.weights import check_weights_file
 
 TEXT_KEYS = (
     "token_embedding.",
@@ -24,25 +25,14 @@ TEXT_KEYS = (
     "ln_final.",
     "text_projection",
 )
-WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
 
 
 def read_state_dict(path: str, field: str) -> dict[str, Tensor]:
     """Tensors of a ``.safetensors`` file or a ``torch.save``d state dict (loaded with
     ``weights_only=True``); OpenAI's TorchScript ``.pt`` archives are read with ``torch.jit``."""
-    p = Path(path)
-    if not p.is_file():
-        raise SpecError(
-            field,
-            f"weights file {path} does not exist",
-            hint="give a local .safetensors or .pt file holding CLIP (text tower) weights",
-        )
-    if not p.name.endswith(WEIGHT_SUFFIXES):
-        raise SpecError(
-            field,
-            f"weights file {path} has an unknown suffix",
-            hint=f"use one of {', '.join(WEIGHT_SUFFIXES)}",
-        )
+    p = check_weights_file(
+        path, field, hint="give a local .safetensors or .pt file holding CLIP (text tower) weights"
+    )
     try:
         if p.suffix == ".safetensors":
             from safetensors.torch import load_file

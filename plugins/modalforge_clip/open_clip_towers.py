@@ -25,8 +25,8 @@ from modalforge.contracts import Encoder, FeatureSpec
 from modalforge.deps import require
 from modalforge.errors import CheckpointError, SpecError
 from modalforge.modality import Modality, ModalityKind
+from modalforge.weights import check_weights_file
 from modalforge_clip.cache import PAIR_CACHE, file_key
-from modalforge_clip.convert import WEIGHT_SUFFIXES
 from modalforge_clip.preprocess import OpenClipImagePreprocess, OpenClipTokenize
 
 
@@ -174,20 +174,12 @@ def _model_config(open_clip: Any, model_name: str, field: str) -> dict[str, Any]
 
 
 def _check_checkpoint(checkpoint: str, field: str) -> Path:
-    path = Path(checkpoint).expanduser()
-    if not path.is_file():
-        raise SpecError(
-            field,
-            f"checkpoint {checkpoint} does not exist",
-            hint="give the local weights file of this open_clip model (.safetensors or .pt)",
-        )
-    if not path.name.endswith(WEIGHT_SUFFIXES):
-        raise SpecError(
-            field,
-            f"checkpoint {checkpoint} has an unknown suffix",
-            hint=f"use one of {', '.join(WEIGHT_SUFFIXES)}",
-        )
-    return path
+    return check_weights_file(
+        checkpoint,
+        field,
+        what="checkpoint",
+        hint="give the local weights file of this open_clip model (.safetensors or .pt)",
+    )
 
 
 def _load(open_clip: Any, model_name: str, path: Path, field: str) -> nn.Module:

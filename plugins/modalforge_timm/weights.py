@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from torch import nn
 
+from modalforge import weights
 from modalforge.deps import require
-from modalforge.errors import CheckpointError, SpecError
-
-WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+from modalforge.errors import CheckpointError
 
 
 def check_weights_file(path: str, field: str) -> None:
     """Raise a :class:`SpecError` naming ``field`` if ``path`` is not a readable weights file."""
-    p = Path(path)
-    if not p.is_file():
-        raise SpecError(
-            field,
-            f"weights file {path} does not exist",
-            hint="give the path of a .safetensors (or .pth) file saved from this model",
-        )
-    if not p.name.endswith(WEIGHT_SUFFIXES):
-        raise SpecError(
-            field,
-            f"weights file {path} has an unknown suffix",
-            hint=f"use one of {', '.join(WEIGHT_SUFFIXES)}",
-        )
+    weights.check_weights_file(
+        path, field, hint="give the path of a .safetensors (or .pth) file saved from this model"
+    )
 
 
 def check_weights_cover(model: nn.Module, path: str, field: str) -> None:
