@@ -90,10 +90,6 @@ class CrossAttentionFusion(Fusion):
         )
         self._output = FeatureSpec(len(self.in_features) * dim)
 
-    @property
-    def output(self) -> FeatureSpec:
-        return self._output
-
     def forward(
         self, features: Mapping[str, Tensor], masks: Mapping[str, Tensor] | None = None
     ) -> Tensor:
@@ -164,10 +160,6 @@ class BottleneckFusion(Fusion):
         )
         n = len(self.in_features)
         self._output = FeatureSpec(dim if readout == "bottleneck" else n * dim)
-
-    @property
-    def output(self) -> FeatureSpec:
-        return self._output
 
     def forward(
         self, features: Mapping[str, Tensor], masks: Mapping[str, Tensor] | None = None

@@ -39,10 +39,6 @@ class ConcatFusion(Fusion):
             self.proj = nn.Linear(width, proj_dim)
         self._output = FeatureSpec(proj_dim or width)
 
-    @property
-    def output(self) -> FeatureSpec:
-        return self._output
-
     def forward(
         self, features: Mapping[str, Tensor], masks: Mapping[str, Tensor] | None = None
     ) -> Tensor:

@@ -48,10 +48,6 @@ class FiLMFusion(Fusion):
         width = sum(f.dim for m, f in self.in_features.items() if m != condition)
         self._output = FeatureSpec(width + (cond_dim if include_condition else 0))
 
-    @property
-    def output(self) -> FeatureSpec:
-        return self._output
-
     def forward(
         self, features: Mapping[str, Tensor], masks: Mapping[str, Tensor] | None = None
     ) -> Tensor:

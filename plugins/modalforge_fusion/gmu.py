@@ -34,10 +34,6 @@ class GMUFusion(Fusion):
         self.width = width
         self._output = FeatureSpec(width)
 
-    @property
-    def output(self) -> FeatureSpec:
-        return self._output
-
     def gates(self, inputs: Tensor) -> Tensor:
         """Raw gates ``(B, N, dim)`` (summing to one over ``N``) from concatenated inputs."""
         logits = self.gate(inputs)

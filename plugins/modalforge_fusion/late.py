@@ -48,10 +48,6 @@ class LateFusion(Fusion):
         self.logits = nn.Parameter(torch.zeros(len(self.proj))) if mode == "learned" else None
         self._output = FeatureSpec(width)
 
-    @property
-    def output(self) -> FeatureSpec:
-        return self._output
-
     def weights(self) -> Tensor:
         """Per-modality weights ``(N,)`` before masking (sum to one)."""
         if self.logits is None:

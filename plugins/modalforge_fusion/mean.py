@@ -27,10 +27,6 @@ class MeanFusion(Fusion):
         self.proj = nn.ModuleDict({m: nn.Linear(f.dim, width) for m, f in self.in_features.items()})
         self._output = FeatureSpec(width)
 
-    @property
-    def output(self) -> FeatureSpec:
-        return self._output
-
     def forward(
         self, features: Mapping[str, Tensor], masks: Mapping[str, Tensor] | None = None
     ) -> Tensor:

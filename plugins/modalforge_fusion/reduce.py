@@ -22,10 +22,6 @@ class _ProjectedReduce(Fusion):
         self.proj = nn.ModuleDict({m: nn.Linear(f.dim, width) for m, f in self.in_features.items()})
         self._output = FeatureSpec(width)
 
-    @property
-    def output(self) -> FeatureSpec:
-        return self._output
-
     def _projected(
         self, features: Mapping[str, Tensor], masks: Mapping[str, Tensor] | None
     ) -> tuple[Tensor, Tensor]:

@@ -59,10 +59,6 @@ class TensorFusion(Fusion):
         self.product_size = size
         self._output = FeatureSpec(out_dim or size)
 
-    @property
-    def output(self) -> FeatureSpec:
-        return self._output
-
     def product(
         self, features: Mapping[str, Tensor], masks: Mapping[str, Tensor] | None = None
     ) -> Tensor:
@@ -106,10 +102,6 @@ class LowRankTensorFusion(Fusion):
         nn.init.xavier_normal_(self.fusion_weights)
         self.bias = nn.Parameter(torch.zeros(1, out_dim))
         self._output = FeatureSpec(out_dim)
-
-    @property
-    def output(self) -> FeatureSpec:
-        return self._output
 
     def forward(
         self, features: Mapping[str, Tensor], masks: Mapping[str, Tensor] | None = None

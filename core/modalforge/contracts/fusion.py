@@ -25,9 +25,15 @@ class Fusion(nn.Module, ABC):
         self.in_features = dict(in_features)
 
     @property
-    @abstractmethod
     def output(self) -> FeatureSpec:
-        """What :meth:`forward` returns."""
+        """What :meth:`forward` returns: set ``self._output`` in ``__init__``, or override this."""
+        try:
+            return self._output
+        except AttributeError:
+            raise NotImplementedError(
+                f"{type(self).__name__} declares no output: set self._output = FeatureSpec(...) "
+                "in __init__"
+            ) from None
 
     @abstractmethod
     def forward(
