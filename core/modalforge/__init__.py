@@ -27,6 +27,8 @@ _EXPORTS: dict[str, str] = {
     "TargetKind": "modalforge.contracts",
     "Generator": "modalforge.contracts",
     "CustomTrainStep": "modalforge.contracts",
+    "Reranker": "modalforge.contracts",
+    "Reranked": "modalforge.contracts",
     "DomainAdapter": "modalforge.contracts",
     # plugins and registry
     "hookimpl": "modalforge.plugin",
@@ -42,6 +44,8 @@ _EXPORTS: dict[str, str] = {
     "Pipeline": "modalforge.pipeline",
     "MultimodalModel": "modalforge.pipeline",
     "ContrastiveModel": "modalforge.pipeline",
+    "TrainedPipeline": "modalforge.pipeline",
+    "load_trained": "modalforge.pipeline",
     "TrainConfig": "modalforge.engine.config",
     "Trainer": "modalforge.engine",
     "train": "modalforge.engine",
@@ -83,6 +87,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         Loss,
         LossOutput,
         Metric,
+        Reranked,
+        Reranker,
         Target,
         TargetKind,
     )
@@ -96,7 +102,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         SpecError,
     )
     from modalforge.modality import Modality, ModalityKind
-    from modalforge.pipeline import ContrastiveModel, MultimodalModel, Pipeline, build_pipeline
+    from modalforge.pipeline import (
+        ContrastiveModel,
+        MultimodalModel,
+        Pipeline,
+        TrainedPipeline,
+        build_pipeline,
+        load_trained,
+    )
     from modalforge.plugin import get_registry, hookimpl, load_plugins
     from modalforge.registry import ComponentInfo, Registrar, Registry
     from modalforge.spec import PipelineSpec, load_spec

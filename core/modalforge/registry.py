@@ -18,7 +18,16 @@ from modalforge.errors import DuplicateComponentError, SpecError, UnknownCompone
 
 # Constructor parameters the builder fills in, by kind of context they describe.
 INJECTED: frozenset[str] = frozenset(
-    {"modality", "modalities", "in_features", "in_dims", "in_dim", "target", "dataset"}
+    {
+        "modality",
+        "modalities",
+        "in_features",
+        "in_dims",
+        "in_dim",
+        "target",
+        "dataset",
+        "encoders",
+    }
 )
 
 
@@ -162,6 +171,9 @@ class Registrar:
 
     def generator(self, name: str, factory: Callable[..., Any], **kw: Any) -> None:
         self.add("generator", name, factory, **kw)
+
+    def reranker(self, name: str, factory: Callable[..., Any], **kw: Any) -> None:
+        self.add("reranker", name, factory, **kw)
 
     def adapter(self, name: str, factory: Callable[..., Any], **kw: Any) -> None:
         self.add("adapter", name, factory, **kw)

@@ -50,6 +50,7 @@ KIND_TITLES = {
     "head": "Heads",
     "loss": "Losses",
     "generator": "Generators",
+    "reranker": "Rerankers",
     "adapter": "Domain adapters",
     "metric": "Metrics",
 }
@@ -59,7 +60,10 @@ KIND_INTROS = {
     "fusion": "Named in `model.fusion`. Sized from the encoders' declared outputs.",
     "head": "Named in `model.head`. Sized from the fusion (or single encoder) and the target.",
     "loss": "Named in `loss`.",
-    "generator": "Named in `model.generator`, instead of encoders, fusion and head.",
+    "generator": "Named in `model.generator`, instead of fusion and head; `model.encoders` are "
+    "then its condition encoders (e.g. a text encoder for prompts).",
+    "reranker": "Named by `modalforge generate --reranker` (default `clip`): scores a generator's "
+    "candidates against their prompts and keeps the best.",
     "adapter": "Domain adapters bundle a domain's readers, modalities and recommended components.",
     "metric": "Named in the `metrics` list.",
 }

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from modalforge.plugin import hookimpl
+from modalforge.text.tokenizers import ByteTokenizer, ClipBpeTokenizer
 from modalforge_clip.hf import (
     HFClipImageEncoder,
     HFClipTextEncoder,
@@ -25,7 +26,6 @@ from modalforge_clip.hf import (
 )
 from modalforge_clip.open_clip_towers import OpenClipImageEncoder, OpenClipTextEncoder
 from modalforge_clip.text import ClipTextEncoder
-from modalforge_clip.tokenizers import ByteTokenizer, ClipBpeTokenizer
 
 if TYPE_CHECKING:
     from modalforge.registry import Registrar

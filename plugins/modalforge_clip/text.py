@@ -11,8 +11,8 @@ from torch import Tensor, nn
 from modalforge.contracts import Encoder, FeatureSpec
 from modalforge.errors import SpecError
 from modalforge.modality import Modality, ModalityKind
+from modalforge.text.tokenizers import CaptionTokenizer, build_tokenizer
 from modalforge_clip.convert import load_text_tower
-from modalforge_clip.tokenizers import CaptionTokenizer, build_tokenizer
 from modalforge_clip.tower import LayerNorm, QuickGELU, Transformer
 
 

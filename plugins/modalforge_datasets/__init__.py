@@ -1,6 +1,6 @@
 """Built-in data sets: ``digits`` (bundled with scikit-learn), ``synthetic``, ``tensor_file``, and
 the image–text readers ``digits_captions``, ``image_text_manifest`` and ``webdataset``, and the
-fusion benchmarks ``interaction`` and ``digits_halves``."""
+fusion benchmarks ``interaction`` and ``digits_halves``, and captioned ``shapes``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from modalforge_datasets.digits_captions import DigitsCaptionsDataset, zeroshot_
 from modalforge_datasets.digits_halves import DigitsHalvesDataset
 from modalforge_datasets.interaction import InteractionDataset
 from modalforge_datasets.manifest import ImageTextManifestDataset
+from modalforge_datasets.shapes import ShapesDataset
 from modalforge_datasets.synthetic import SyntheticDataset
 from modalforge_datasets.tensor_file import TensorFileDataset
 from modalforge_datasets.webdataset import WebDatasetReader
@@ -25,6 +26,7 @@ __all__ = [
     "DigitsHalvesDataset",
     "ImageTextManifestDataset",
     "InteractionDataset",
+    "ShapesDataset",
     "SyntheticDataset",
     "TensorFileDataset",
     "WebDatasetReader",
@@ -49,3 +51,4 @@ def register_components(registry: Registrar) -> None:
     registry.dataset(
         "digits_halves", DigitsHalvesDataset, tags=("multimodal", "fusion-benchmark", "offline")
     )
+    registry.dataset("shapes", ShapesDataset, tags=("image-text", "compositional", "offline"))

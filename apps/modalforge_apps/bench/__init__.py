@@ -16,6 +16,7 @@ from modalforge_apps.bench.grid import (
 )
 from modalforge_apps.bench.results import (
     RESULTS_FILE,
+    ExpectedCell,
     Row,
     leaderboard,
     mean_std,
@@ -27,13 +28,16 @@ from modalforge_apps.bench.runner import BenchSummary, pin_grid, run_bench, run_
 
 def write_outputs(loaded: LoadedGrid, out: str | Path) -> tuple[list[Row], list[str]]:
     """``leaderboard.csv``, ``leaderboard.md`` and ``report.html`` from ``results.jsonl``."""
-    from modalforge_apps.bench.report import write_bench_report
+    from modalforge_apps.bench.report import robustness_plots, write_bench_report
 
     out = Path(out)
     records, corrupt = read_results(out / RESULTS_FILE)
     run_ids = {c.run_id(s) for c in loaded.cells for s in loaded.seeds}
     records = [r for r in records if r["run_id"] in run_ids]
-    rows, names = leaderboard(records, loaded.grid.rank_by)
+    expected = [
+        ExpectedCell(c.cell_id, c.label, c.overrides, len(loaded.seeds)) for c in loaded.cells
+    ]
+    rows, names = leaderboard(records, loaded.grid.rank_by, expected)
     write_leaderboard(out, rows, names)
     notes = [
         "peak memory: CUDA max allocated per run, or on CPU the process's peak RSS "
@@ -42,7 +46,14 @@ def write_outputs(loaded: LoadedGrid, out: str | Path) -> tuple[list[Row], list[
     ]
     if corrupt:
         notes.append(f"{corrupt} unreadable line(s) in results.jsonl were ignored")
-    write_bench_report(out / "report.html", name=loaded.name, rows=rows, names=names, notes=notes)
+    write_bench_report(
+        out / "report.html",
+        name=loaded.name,
+        rows=rows,
+        names=names,
+        notes=notes,
+        extra_figures=robustness_plots(records, rows, out / "plots"),
+    )
     return rows, names
 
 
@@ -50,6 +61,7 @@ __all__ = [
     "RESULTS_FILE",
     "BenchSummary",
     "Cell",
+    "ExpectedCell",
     "Grid",
     "GridError",
     "LoadedGrid",

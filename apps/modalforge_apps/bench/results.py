@@ -86,16 +86,37 @@ def metric_names(records: Sequence[dict[str, Any]]) -> list[str]:
     return [n for n in names if "loss" not in n] + [n for n in names if "loss" in n]
 
 
+@dataclass(frozen=True)
+class ExpectedCell:
+    """A cell the grid defines, so that cells without (all) their records still get a row."""
+
+    cell_id: str
+    label: str
+    overrides: dict[str, Any]
+    seeds: int
+
+
 def leaderboard(
-    records: Sequence[dict[str, Any]], rank_by: str | None = None
+    records: Sequence[dict[str, Any]],
+    rank_by: str | None = None,
+    expected: Sequence[ExpectedCell] = (),
 ) -> tuple[list[Row], list[str]]:
-    """(rows sorted by ``rank_by`` — default the first task metric — descending, metric names)."""
+    """(rows sorted by ``rank_by`` — default the first task metric — descending, metric names).
+
+    With ``expected``, every grid cell has a row: ``pending`` when none of its runs has a
+    record yet, ``partial`` while some seeds are missing, and ``seeds`` counts the grid's seeds.
+    """
     runs = latest_runs(records)
     names = metric_names([r for r in runs if r.get("status") == "ok"])
     groups: dict[str, list[dict[str, Any]]] = {}
     for rec in runs:
         groups.setdefault(rec["cell_id"], []).append(rec)
-    rows = []
+    planned = {c.cell_id: c for c in expected}
+    rows = [
+        Row(c.cell_id, c.label, c.overrides, 0, c.seeds, "pending", {}, *([None] * 6))
+        for c in expected
+        if c.cell_id not in groups
+    ]
     for cell_id, recs in groups.items():
         ok = [r for r in recs if r.get("status") == "ok"]
         metrics = {}
@@ -109,7 +130,11 @@ def leaderboard(
             return sum(vals) / len(vals) if vals else None
 
         bad = [r for r in recs if r.get("status") != "ok"]
-        status = "ok" if not bad else ("partial" if ok else bad[-1]["status"])
+        n_runs = max(len(recs), planned[cell_id].seeds if cell_id in planned else 0)
+        if bad:
+            status = "partial" if ok else bad[-1]["status"]
+        else:
+            status = "ok" if len(ok) >= n_runs else "partial"
         note = ""
         if bad:
             err = bad[-1].get("error") or {}
@@ -121,7 +146,7 @@ def leaderboard(
                 label=first.get("label", ""),
                 overrides=first.get("overrides", {}),
                 n_ok=len(ok),
-                n_runs=len(recs),
+                n_runs=n_runs,
                 status=status,
                 metrics=metrics,
                 params_total=ok[0].get("params_total") if ok else None,

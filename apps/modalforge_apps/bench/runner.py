@@ -17,12 +17,12 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from modalforge import io
+from modalforge_apps.bench.executors import Executor, Job, local_executor
 from modalforge_apps.bench.grid import Cell, GridError, LoadedGrid, check_cells
 from modalforge_apps.bench.results import RESULTS_FILE, read_results
 
@@ -83,12 +83,16 @@ def run_bench(
     registry: Any = None,
     workers: int = 1,
     registry_factory: Callable[[], Any] | None = None,
+    executor: Executor | None = None,
     log: Callable[[str], None] = print,
 ) -> BenchSummary:
     """Validate every cell, then run the unfinished cell × seed runs into ``out``.
 
+    Runs execute on ``executor`` (see :mod:`modalforge_apps.bench.executors`, e.g. a
+    ``RayExecutor``), by default the local one: in-process, or ``workers`` spawned processes.
     ``registry_factory`` (picklable, e.g. a module-level function) gives worker processes their
-    registry when ``workers > 1``; by default they load the installed plugins.
+    registry when ``workers > 1``; by default they load the installed plugins. Whatever the
+    executor, this process appends each record to ``results.jsonl`` as its run finishes.
     """
     if registry is None:
         from modalforge.plugin import get_registry
@@ -107,7 +111,9 @@ def run_bench(
     summary.resumed = len(loaded.cells) * len(loaded.seeds) - len(todo)
     if summary.resumed:
         log(f"{summary.resumed} run(s) already finished; {len(todo)} to go")
-    jobs = [(c, s, loaded.cell_dict(c, s), str(out / "runs" / c.run_id(s))) for c, s in todo]
+    jobs = [
+        Job(_meta(c, s), loaded.cell_dict(c, s), str(out / "runs" / c.run_id(s))) for c, s in todo
+    ]
 
     def record(rec: dict[str, Any]) -> None:
         io.append_line(out / RESULTS_FILE, json.dumps(rec, default=str))
@@ -117,26 +123,9 @@ def run_bench(
         extra = f"  {rec['error']['type']}: {rec['error']['message']}" if rec.get("error") else ""
         log(f"[{summary.ran}/{len(jobs)}] {rec['run_id']} {rec['label']}: {rec['status']}{extra}")
 
-    if workers <= 1:
-        for cell, seed, spec_dict, run_dir in jobs:
-            record(run_one(_meta(cell, seed), spec_dict, run_dir, registry=registry))
-        return summary
-    import multiprocessing
-    import os
-
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_init_worker, initargs=(threads, registry_factory)
-    ) as pool:
-        pending = {
-            pool.submit(run_one, _meta(cell, seed), spec_dict, run_dir)
-            for cell, seed, spec_dict, run_dir in jobs
-        }
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                record(fut.result())
+    if executor is None:
+        executor = local_executor(workers, registry_factory)
+    executor.run(jobs, record, registry=registry)
     return summary
 
 

@@ -4,6 +4,35 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
+
+RAY_OPTIONS = ("ray_address", "ray_cpus_per_cell", "ray_gpus_per_cell")
+
+
+def make_executor(args: argparse.Namespace) -> Any:
+    """The executor the options ask for; Ray is imported only for ``--executor ray``."""
+    from modalforge_apps.bench.executors import ExecutorError, RayExecutor, local_executor
+
+    executor = getattr(args, "executor", "local") or "local"
+    given = [f"--{o.replace('_', '-')}" for o in RAY_OPTIONS if getattr(args, o, None) is not None]
+    if executor == "ray":
+        if getattr(args, "workers", None) is not None:
+            raise ExecutorError(
+                "--workers is for the local executor; with --executor ray, Ray places the runs",
+                hint="drop --workers (size runs with --ray-cpus-per-cell / --ray-gpus-per-cell)",
+            )
+        cpus = args.ray_cpus_per_cell
+        return RayExecutor(
+            args.ray_address,
+            num_cpus=1.0 if cpus is None else cpus,
+            num_gpus=args.ray_gpus_per_cell,
+        )
+    if given:
+        raise ExecutorError(
+            f"{', '.join(given)} only apply to the Ray executor",
+            hint="add --executor ray, or drop them",
+        )
+    return local_executor(getattr(args, "workers", None) or 1)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -24,9 +53,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from modalforge_apps.bench import GridError
 
         raise GridError("bench needs --out DIR (the folder results go to; rerun it to resume)")
+    executor = make_executor(args)  # a missing Ray fails here, before anything runs
     out = Path(args.out)
     print(f"grid {loaded.name}: {len(loaded.cells)} cells × {len(loaded.seeds)} seeds")
-    summary = run_bench(loaded, out, workers=args.workers)
+    summary = run_bench(loaded, out, executor=executor)
     rows, names = write_outputs(loaded, out)
     print(
         f"\nran {summary.ran} (ok {summary.ok}, failed {summary.failed}, skipped "

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,24 +18,9 @@ from modalforge.contracts import TARGET_KEY
 from modalforge.errors import DataError, ModalforgeError, SpecError
 from modalforge.evaluation import is_contrastive
 from modalforge.modality import ModalityKind
-from modalforge.pipeline import Pipeline, build_pipeline
-from modalforge.plugin import get_registry
-from modalforge.spec import load_spec
+from modalforge.pipeline import TrainedPipeline, load_trained
 
-
-@dataclass
-class Loaded:
-    """A pipeline whose model holds a checkpoint's weights, ready for inference."""
-
-    pipeline: Pipeline
-    model: nn.Module
-    device: torch.device
-    precision: Any  # modalforge.engine.runtime.Precision
-    checkpoint: Path
-
-    @property
-    def spec(self):  # noqa: ANN201
-        return self.pipeline.spec
+Loaded = TrainedPipeline  # the name the commands use
 
 
 @dataclass
@@ -54,17 +38,7 @@ class EmbeddedSplit:
 
 def load_model(args: argparse.Namespace) -> Loaded:
     """Spec + overrides → pipeline; weights from ``args.checkpoint`` (checked before building)."""
-    from modalforge.engine import load_checkpoint, resolve_checkpoint, select_device
-    from modalforge.engine.runtime import Precision
-
-    resolve_checkpoint(Path(args.checkpoint))  # a wrong path fails before anything is built
-    spec = load_spec(args.spec, list(args.overrides))
-    pipeline = build_pipeline(spec, get_registry())
-    device = select_device(spec.train.device)
-    precision = Precision(spec.train.precision, device)
-    model = pipeline.model.to(device).eval()
-    state = load_checkpoint(args.checkpoint, model=model)
-    return Loaded(pipeline, model, device, precision, Path(state["path"]))
+    return load_trained(args.spec, args.checkpoint, list(args.overrides))
 
 
 def require_encode(loaded: Loaded, command: str) -> nn.Module:

@@ -94,9 +94,71 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="run a grid of pipeline variants × seeds; rank and report")
     p.add_argument("grid", help="benchmark grid (YAML): base spec, axes, seeds")
     p.add_argument("--out", metavar="DIR", help="output folder (required unless --dry-run)")
-    p.add_argument("--workers", type=int, default=1, help="parallel local processes (default 1)")
+    p.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="where runs execute: local processes (default) or a Ray cluster (needs "
+        "modalforge[ray]; one GPU per run where the cluster has GPUs)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="local executor: parallel local processes (default 1)",
+    )
+    p.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="ray executor: cluster to join (HOST:PORT, ray://HOST:PORT or auto; "
+        "default: start a local Ray instance)",
+    )
+    p.add_argument(
+        "--ray-cpus-per-cell",
+        type=float,
+        metavar="N",
+        help="ray executor: CPUs reserved per run, also its torch threads (default 1)",
+    )
+    p.add_argument(
+        "--ray-gpus-per-cell",
+        type=float,
+        metavar="N",
+        help="ray executor: GPUs per run (default: 1 if the cluster has GPUs, else 0)",
+    )
     p.add_argument("--dry-run", action="store_true", help="validate and list the cells only")
     p.set_defaults(handler=_lazy("modalforge_apps.cli.bench_cmd", "cmd_bench"))
+
+    p = sub.add_parser("generate", help="sample a trained generator; optionally rerank by CLIP")
+    p.add_argument("spec", help="generator pipeline spec (YAML)")
+    p.add_argument("prompts", nargs="+", metavar="PROMPT", help="text prompts, one row each")
+    p.add_argument("--checkpoint", required=True, metavar="PATH", help="run folder or checkpoint")
+    p.add_argument("-n", type=int, default=8, help="samples per prompt (default: 8)")
+    p.add_argument("--out", required=True, metavar="FILE.png", help="image grid to write")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    p.add_argument("--rerank", metavar="SPEC", help="reranker's spec, e.g. a CLIP's spec")
+    p.add_argument("--rerank-checkpoint", metavar="PATH", help="the reranker's trained weights")
+    p.add_argument("--reranker", default="clip", help="registered reranker (default: clip)")
+    p.add_argument("--keep", type=int, help="with --rerank: best samples kept per prompt")
+    p.add_argument("--temperature", type=float, help="sampling temperature (autoregressive)")
+    p.add_argument("--top-k", type=int, help="sample among the k likeliest tokens")
+    p.add_argument("--top-p", type=float, help="nucleus sampling: smallest set with mass p")
+    p.add_argument("--guidance-scale", type=float, help="classifier-free guidance strength")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="a.b.c=value",
+        help="override a spec field (repeatable)",
+    )
+    p.set_defaults(handler=_lazy("modalforge_apps.cli.generate_cmd", "cmd_generate"))
+
+    p = sub.add_parser(
+        "genbench", help="train text-to-image generators and judge them with independent judges"
+    )
+    p.add_argument("config", help="generation benchmark (YAML): stages, generators, judge")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (reused on rerun)")
+    p.set_defaults(handler=_lazy("modalforge_apps.cli.genbench_cmd", "cmd_genbench"))
 
     p = sub.add_parser("new-plugin", help="scaffold an installable plugin package")
     p.add_argument("name", help="Python package name of the plugin, e.g. my_plugin")

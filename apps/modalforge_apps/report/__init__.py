@@ -3,6 +3,8 @@
 from modalforge_apps.report.html import figure_html, page_html, write_report
 from modalforge_apps.report.plots import (
     plot_confusion,
+    plot_curves,
+    plot_grouped_bars,
     plot_loss_curve,
     plot_retrieval_grid,
     plot_scatter,
@@ -13,6 +15,8 @@ __all__ = [
     "figure_html",
     "page_html",
     "plot_confusion",
+    "plot_curves",
+    "plot_grouped_bars",
     "plot_loss_curve",
     "plot_retrieval_grid",
     "plot_scatter",

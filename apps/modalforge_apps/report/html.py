@@ -14,6 +14,8 @@ body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.35em .8em}
 th{background:#f3f3f3;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.ok{color:#1a7f37}td.miss{color:#c62828}figure{margin:1.5em 0}img{max-width:100%}
+.wide{overflow-x:auto}.wide table{font-size:.8em}
+.wide td,.wide th{white-space:nowrap;padding:.3em .5em}
 figcaption{color:#555;font-size:.9em}code{background:#f5f5f5;padding:0 .2em}
 """
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -115,16 +116,173 @@ def plot_scatter(
     title: str,
     logx: bool = False,
 ) -> Path:
-    """Labelled points ``(label, x, y, y_err)`` with vertical error bars (e.g. mean ± std)."""
+    """Labelled points ``(label, x, y, y_err)`` with vertical error bars (e.g. mean ± std).
+
+    Labels that would overlap are moved apart vertically and joined to their point by a thin
+    line, so a grid of similar cells stays readable.
+    """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for label, x, y, err in points:
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for _label, x, y, err in points:
         ax.errorbar([x], [y], yerr=[err], fmt="o", capsize=3, ms=5)
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     if logx and points and min(p[1] for p in points) > 0:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
+    place_labels(fig, ax, [(label, x, y) for label, x, y, _ in points])
+    return _save(fig, path)
+
+
+def place_labels(fig, ax, points: Sequence[tuple[str, float, float]]) -> list:  # noqa: ANN001
+    """Annotate each point, dodging earlier labels' boxes downward in display space; returns
+    the annotations."""
+    fig.canvas.draw()  # fixes the axis limits so data → pixel is final
+    renderer = fig.canvas.get_renderer()
+    to_px = ax.transData.transform
+    placed: list[tuple[float, float, float, float]] = []  # x0, y0, x1, y1 in pixels
+    notes = []
+    order = sorted(range(len(points)), key=lambda i: -to_px(points[i][1:])[1])
+    for i in order:
+        label, x, y = points[i]
+        px, py = to_px((x, y))
+        probe = ax.text(0, 0, label, fontsize=7)
+        extent = probe.get_window_extent(renderer)
+        probe.remove()
+        width, line_h = extent.width, extent.height
+        lx, ly = px + 5, py + 3
+        for _ in range(len(points) + 1):
+            box = (lx, ly, lx + width, ly + line_h)
+            hit = next((b for b in placed if _overlap(box, b)), None)
+            if hit is None:
+                break
+            ly = hit[1] - line_h - 1
+        placed.append((lx, ly, lx + width, ly + line_h))
+        moved = abs(ly - (py + 3)) > 1
+        note = ax.annotate(
+            label,
+            (x, y),
+            xytext=(lx - px, ly - py),
+            textcoords="offset pixels",
+            fontsize=7,
+            va="bottom",
+            arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.5"} if moved else None,
+        )
+        notes.append(note)
+    return notes
+
+
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def plot_curves(
+    panels: dict[str, dict[str, tuple[Sequence[float], Sequence[float], Sequence[float]]]],
+    path: Path,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+) -> Path:
+    """One panel per key of ``panels``, each with lines ``label → (x, mean, std)`` and a ±std
+    band; one legend for all panels (the same labels in each)."""
+    plt = _pyplot()
+    n = max(len(panels), 1)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n + 2.8, 3.8), squeeze=False, sharey=True)
+    cmap = plt.get_cmap("tab10")
+    labels = list(dict.fromkeys(lbl for lines in panels.values() for lbl in lines))
+    colors = {lbl: cmap(i % 10) for i, lbl in enumerate(labels)}
+    styles = {lbl: ("-", "--", ":")[(i // 10) % 3] for i, lbl in enumerate(labels)}
+    for ax, (panel, lines) in zip(axes[0], panels.items(), strict=False):
+        for lbl, (xs, mean, std) in lines.items():
+            m, s = np.asarray(mean, float), np.asarray(std, float)
+            ax.plot(xs, m, marker="o", ms=3, lw=1.3, color=colors[lbl], ls=styles[lbl], label=lbl)
+            ax.fill_between(xs, m - s, m + s, color=colors[lbl], alpha=0.07, lw=0)
+        ax.set_title(panel, fontsize=9)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    legend: dict[str, Any] = {}
+    for ax in axes[0]:
+        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(name, handle)
+    fig.legend(
+        list(legend.values()),
+        list(legend),
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        fontsize=7,
+    )
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_grouped_bars(
+    groups: dict[str, dict[str, tuple[float, float]]],
+    path: Path,
+    *,
+    ylabel: str,
+    title: str,
+    reference: dict[str, tuple[float, float]] | None = None,
+) -> Path:
+    """Bars ``label → group → (mean, std)``: one cluster per label, one bar per group; an
+    optional ``reference`` per label (e.g. clean accuracy) is drawn as a short black line."""
+    plt = _pyplot()
+    labels = list(dict.fromkeys(lbl for bars in groups.values() for lbl in bars))
+    names = list(groups)
+    width = 0.8 / max(len(names), 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(labels) + 2), 4.2))
+    xs = np.arange(len(labels))
+    for j, name in enumerate(names):
+        vals = [groups[name].get(lbl, (np.nan, 0.0)) for lbl in labels]
+        ax.bar(
+            xs + (j - (len(names) - 1) / 2) * width,
+            [v[0] for v in vals],
+            width,
+            yerr=[v[1] for v in vals],
+            capsize=2,
+            label=name,
+        )
+    if reference:
+        for i, lbl in enumerate(labels):
+            if lbl in reference:
+                ax.hlines(reference[lbl][0], i - 0.42, i + 0.42, color="black", lw=1.2)
+    ax.set_xticks(xs, labels, rotation=40, ha="right", fontsize=7)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return _save(fig, path)
+
+
+def plot_sample_grid(
+    prompts: Sequence[str],
+    images: np.ndarray,
+    path: Path,
+    *,
+    scores: Any = None,
+    title: str = "",
+) -> Path:
+    """Generated images ``(P, K, C, H, W)`` in [0, 1], one row per prompt; each image titled
+    with its score when ``scores (P, K)`` is given."""
+    p, k = images.shape[:2]
+    plt = _pyplot()
+    fig, axes = plt.subplots(p, k, figsize=(1.1 * k + 2.4, 1.25 * p + 0.6), squeeze=False)
+    for i in range(p):
+        for j in range(k):
+            ax = axes[i][j]
+            img = np.clip(images[i, j], 0, 1)
+            if img.shape[0] == 1:
+                ax.imshow(img[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            else:
+                ax.imshow(img.transpose(1, 2, 0), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if scores is not None:
+                ax.set_title(f"{float(scores[i][j]):.3f}", fontsize=7)
+        axes[i][0].set_ylabel(prompts[i], rotation=0, ha="right", va="center", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
     return _save(fig, path)

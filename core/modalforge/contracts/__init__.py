@@ -9,6 +9,7 @@ from modalforge.contracts.generator import CustomTrainStep, Generator
 from modalforge.contracts.head import Head
 from modalforge.contracts.loss import Loss, LossOutput
 from modalforge.contracts.metric import Metric
+from modalforge.contracts.reranker import Reranked, Reranker
 
 # Component kinds, in the order they appear in specs and listings, with their base class.
 KINDS: dict[str, type] = {
@@ -18,6 +19,7 @@ KINDS: dict[str, type] = {
     "head": Head,
     "loss": Loss,
     "generator": Generator,
+    "reranker": Reranker,
     "adapter": DomainAdapter,
     "metric": Metric,
 }
@@ -37,6 +39,8 @@ __all__ = [
     "Loss",
     "LossOutput",
     "Metric",
+    "Reranked",
+    "Reranker",
     "Target",
     "TargetKind",
 ]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -28,10 +28,25 @@ class CustomTrainStep(ABC):
 
 
 class Generator(CustomTrainStep, nn.Module):
-    """Produces samples (images, actions, ...) from a condition (text embedding, class, ...)."""
+    """Produces samples (images, actions, ...) from a condition (text prompts, class, ...).
+
+    Built from the spec with ``modalities`` and ``target`` of the data set and ``encoders``: the
+    condition encoders named under ``model.encoders`` (e.g. a text encoder for prompts), which the
+    generator owns as submodules. A raw condition modality (captions) is tokenized by its encoder's
+    ``preprocess()``; a generator that tokenizes for itself (DALL·E's transformer reads text
+    tokens) returns its tokenizer from :meth:`preprocess` instead.
+    """
+
+    def preprocess(self, modality: str) -> Callable[[Any], Tensor] | None:
+        """Raw sample of ``modality`` → tensor, when no condition encoder is given for it."""
+        return None
 
     @abstractmethod
     def sample(
         self, condition: object, num_samples: int, generator: torch.Generator | None = None
     ) -> Tensor:
-        """``num_samples`` samples per condition, reproducible given ``generator``."""
+        """``num_samples`` samples per condition, reproducible given ``generator``.
+
+        Text-conditioned image generators take a sequence of P prompt strings and return images
+        ``(P, num_samples, C, H, W)`` in the data set's value range (``[0, 1]`` for images).
+        """

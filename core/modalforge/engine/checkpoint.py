@@ -126,6 +126,13 @@ def _flatten_optimizer(name: str, opt: torch.optim.Optimizer) -> tuple[dict[str,
     return tensors, {"param_groups": _jsonable(sd["param_groups"]), "state": other}
 
 
+def model_class(model: nn.Module) -> str:
+    """``module.QualName`` of the (unwrapped) model, recorded so that a checkpoint of one model
+    type is refused by another by name, before any tensor comparison."""
+    cls = type(_unwrap(model))
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def save_checkpoint(
     run_dir: str | Path,
     *,
@@ -163,6 +170,7 @@ def save_checkpoint(
         "step": int(step),
         "epoch": int(epoch),
         "spec_name": spec_name,
+        "model_class": model_class(model),
         "architecture": {
             "sha256": architecture_hash({k: tuple(v.shape) for k, v in weights.items()}),
             "num_tensors": len(weights),
@@ -240,6 +248,13 @@ def load_checkpoint(
     """
     folder = resolve_checkpoint(path)
     state = read_state(folder)
+    written_by, wanted = state.get("model_class"), model_class(model)
+    if written_by and written_by != wanted:
+        raise CheckpointError(
+            f"checkpoint {folder} holds a {written_by.rsplit('.', 1)[-1]} ({written_by}), but "
+            f"this spec builds a {wanted.rsplit('.', 1)[-1]} ({wanted})",
+            hint="use the spec that wrote this checkpoint (its run folder holds spec.yaml)",
+        )
     model_file = folder / MODEL_FILE
     verify_file(model_file, state)
     _check_architecture(model_file, _expected_shapes(model, loss), ignore_loss=loss is None)

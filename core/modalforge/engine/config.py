@@ -33,6 +33,11 @@ class TrainConfig(BaseModel):
         description="torchrun runs only: let DDP skip parameters a step does not use (slower)",
     )
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
+    num_threads: PositiveInt | None = Field(
+        None,
+        description="CPU threads for torch ops (torch.set_num_threads); default: torch's. Small "
+        "models on a busy CPU often train fastest with 1",
+    )
     log_every_steps: PositiveInt = Field(10, description="steps between metric log lines")
     eval_every_epochs: PositiveInt = Field(1, description="epochs between evaluations")
     checkpoint_every_epochs: PositiveInt = Field(1, description="epochs between checkpoints")

@@ -61,6 +61,8 @@ class Trainer:
         self.spec = pipeline.spec
         self.cfg = pipeline.spec.train
         self.out_dir = Path(out_dir) if out_dir is not None else None
+        if self.cfg.num_threads is not None:
+            torch.set_num_threads(self.cfg.num_threads)
         self.dist, self.device = setup(self.cfg.device)
         self.is_main = self.dist.is_main
         self.precision = Precision(self.cfg.precision, self.device)

@@ -1,4 +1,5 @@
-"""Evaluation: zero-shot classification, retrieval, linear probes and robustness to corruption.
+"""Evaluation: zero-shot classification, retrieval, linear probes, robustness to corruption and
+generated images (KID, CLIP score, R-precision, judge accuracy).
 
 Pure functions on tensors, with no registry or plugin in sight: metrics (``modalforge_metrics``)
 and the CLI (``modalforge zeroshot``, ``retrieve``, ``embed``) are thin layers over them.
@@ -11,6 +12,15 @@ from modalforge.evaluation.encode import (
     preprocess_batch,
     text_encoder,
     unwrap_model,
+)
+from modalforge.evaluation.generation import (
+    attribute_accuracy,
+    clip_score,
+    judge_accuracy,
+    kid,
+    mmd2_unbiased,
+    polynomial_kernel,
+    r_precision,
 )
 from modalforge.evaluation.probes import (
     DEFAULT_CS,
@@ -49,7 +59,9 @@ __all__ = [
     "DEFAULT_CS",
     "DEFAULT_TEMPLATES",
     "ProbeResult",
+    "attribute_accuracy",
     "build_zeroshot_classifier",
+    "clip_score",
     "corrupt_batch",
     "evaluate_robustness",
     "cross_validated_probe",
@@ -58,11 +70,16 @@ __all__ = [
     "image_text_retrieval",
     "invert_positives",
     "is_contrastive",
+    "judge_accuracy",
+    "kid",
     "linear_probe",
+    "mmd2_unbiased",
     "model_device",
     "normalized_auc",
     "per_class_accuracy",
+    "polynomial_kernel",
     "preprocess_batch",
+    "r_precision",
     "retrieval_metrics",
     "retrieval_ranks",
     "summarize_ranks",

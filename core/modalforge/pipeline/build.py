@@ -13,7 +13,7 @@ from typing import Any
 from torch import nn
 from torch.utils.data import Dataset
 
-from modalforge.contracts import KINDS, DatasetReader, Encoder, Loss, Metric
+from modalforge.contracts import KINDS, DatasetReader, Encoder, Generator, Loss, Metric
 from modalforge.contracts.dataset import Target
 from modalforge.contracts.features import FeatureSpec
 from modalforge.contracts.fusion import Fusion
@@ -91,13 +91,16 @@ def build_pipeline(spec: PipelineSpec, registry: Registry | None = None) -> Pipe
 
     transforms: dict[str, Callable[[Any], Any]] = {}
     if spec.model.type == "generator":
+        encoders = _build_encoders(spec, params, dataset, info) if spec.model.encoders else {}
         model = instantiate(
             info("generator", "model.generator"),
             params["model.generator"],
             "model.generator",
             modalities=dataset.modalities,
             target=dataset.target,
+            encoders=encoders,
         )
+        transforms = _raw_transforms(spec, dataset, encoders, generator=model)
     else:
         encoders = _build_encoders(spec, params, dataset, info)
         transforms = _raw_transforms(spec, dataset, encoders)
@@ -141,9 +144,30 @@ def _build_encoders(spec, params, dataset, info) -> dict[str, Encoder]:  # noqa:
     return encoders
 
 
-def _raw_transforms(spec, dataset, encoders) -> dict[str, Callable[[Any], Any]]:  # noqa: ANN001
-    """Each raw modality's preprocessing, from its encoder."""
+def _raw_transforms(
+    spec: PipelineSpec,
+    dataset: DatasetReader,
+    encoders: Mapping[str, Encoder],
+    generator: Generator | None = None,
+) -> dict[str, Callable[[Any], Any]]:
+    """Each raw modality's preprocessing, from its encoder (or, for a generator's raw condition
+    without an encoder, from the generator itself, e.g. its own caption tokenizer)."""
     transforms = {}
+    if generator is not None:
+        for mod, modality in dataset.modalities.items():
+            if modality.is_raw and mod not in encoders:
+                preprocess = getattr(generator, "preprocess", None)
+                fn = preprocess(mod) if preprocess is not None else None
+                if fn is None:
+                    raise SpecError(
+                        f"model.encoders.{mod}",
+                        f"data set {spec.data.dataset.name!r} yields raw {modality.dtype} "
+                        f"samples for {mod!r}, and generator {spec.model.generator.name!r} does "
+                        "not tokenize them itself",
+                        hint=f"add a condition encoder for {mod!r} under model.encoders (e.g. "
+                        "clip_text), or use a generator with its own tokenizer",
+                    )
+                transforms[mod] = fn
     for mod, encoder in encoders.items():
         modality = dataset.modalities[mod]
         if not modality.is_raw:

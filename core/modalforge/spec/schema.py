@@ -52,7 +52,9 @@ class ModelSpec(BaseModel):
         None, description="contrastive only: shared embedding size (default: the encoders' size)"
     )
     encoders: dict[str, ComponentRef] = Field(
-        default_factory=dict, description="one encoder per modality, keyed by modality name"
+        default_factory=dict,
+        description="one encoder per modality, keyed by modality name; with a generator, the "
+        "encoders of its condition (e.g. a text encoder for prompts)",
     )
     fusion: ComponentRef | None = Field(None, description="combines encoders; needed with 2+")
     head: ComponentRef | None = Field(None, description="maps the representation to outputs")
@@ -76,8 +78,10 @@ class ModelSpec(BaseModel):
         if self.type == "generator":
             if self.generator is None:
                 raise ValueError("`type: generator` needs a `generator`")
-            if self.encoders or self.fusion or self.head:
-                raise ValueError("give either `generator` or `encoders`/`fusion`/`head`, not both")
+            if self.fusion or self.head:
+                raise ValueError(
+                    "a generator takes no `fusion`/`head`; its condition encoders go in `encoders`"
+                )
             return self
         if self.generator is not None:
             raise ValueError(f"`type: {self.type}` takes no `generator`")

@@ -252,3 +252,19 @@ def test_optimizer_mismatch_is_a_checkpoint_error(tmp_path):
         load_checkpoint(tmp_path, model=net, loss=loss, optimizers={"model": opt})
     with pytest.raises(CheckpointError, match="no state for optimizer 'generator'"):
         load_checkpoint(tmp_path, model=net, loss=loss, optimizers={"generator": opt})
+
+
+def test_checkpoint_of_another_model_type_is_refused_by_name(tmp_path):
+    class GanLike(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Linear(2, 2)
+
+    class DalleLike(GanLike):
+        pass
+
+    save_checkpoint(tmp_path, model=GanLike(), step=1, epoch=0)
+    with pytest.raises(CheckpointError, match=r"holds a GanLike .* builds a DalleLike") as info:
+        load_checkpoint(tmp_path, model=DalleLike())
+    assert "spec that wrote this checkpoint" in info.value.hint
+    load_checkpoint(tmp_path, model=GanLike())  # the same type loads

@@ -178,3 +178,12 @@ def test_fp16_on_cpu_trains_with_a_grad_scaler(tmp_path):
     assert result.metrics["accuracy"] >= 0.9
     if trainer.precision.scaler is not None:
         assert trainer.precision.scaler.get_scale() > 1.0
+
+
+def test_num_threads_sets_torch_threads():
+    before = torch.get_num_threads()
+    try:
+        Trainer(make_pipeline({"num_threads": 1}), None).close()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from modalforge.errors import DataError, SpecError
-from modalforge_clip.tokenizers import (
+from modalforge.text.tokenizers import (
     ByteTokenizer,
     ClipBpeTokenizer,
     build_tokenizer,

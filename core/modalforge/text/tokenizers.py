@@ -1,4 +1,4 @@
-"""Caption tokenizers for the CLIP text tower: caption ``str`` → ``LongTensor (context_length,)``.
+"""Caption tokenizers for text towers and generators: ``str`` → ``LongTensor (context_length,)``.
 
 Both put a start token first and an end-of-text token (EOT) last, and pad with 0, as open_clip's
 ``tokenize`` does; EOT has the largest id, so the tower pools the EOT position with ``argmax``.
