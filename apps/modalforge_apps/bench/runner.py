@@ -169,6 +169,7 @@ def run_one(
 
         registry = get_registry()
     rec: dict[str, Any] = {**meta, "status": "ok", "time": time.time()}
+    start = time.perf_counter()
     try:
         spec = parse_spec(spec_dict)
         seed_everything(spec.seed)
@@ -205,6 +206,7 @@ def run_one(
             rec["peak_mem_kind"] = "process_peak_rss"
     except Exception as exc:  # noqa: BLE001 - one failing run must not stop the grid
         rec.update(status="failed", error=_error(exc))
+    rec["run_seconds"] = time.perf_counter() - start  # build, train, evaluate, robustness
     rec["time"] = time.time()
     return rec
 
