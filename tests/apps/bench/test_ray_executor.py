@@ -11,7 +11,14 @@ from modalforge_apps.cli import main
 from tests.apps.bench.test_bench import _grid, _lines, _registry, host  # noqa: F401
 
 # What a run measures about its machine and moment rather than about training.
-VOLATILE = {"time", "train_seconds", "train_samples_per_s", "infer_samples_per_s", "peak_mem_mb"}
+VOLATILE = {
+    "time",
+    "run_seconds",
+    "train_seconds",
+    "train_samples_per_s",
+    "infer_samples_per_s",
+    "peak_mem_mb",
+}
 
 
 def _stable(rec: dict) -> dict:
