@@ -63,7 +63,9 @@ def train_stages(
     done: dict[str, StageRun] = {}
     for name, stage in config.stages.items():
         run_dir = runs / name
-        overrides = [o.replace("{runs}", str(runs.resolve())) for o in stage.overrides]
+        # no progress bars in a benchmark's log; a stage's own overrides come after and win
+        overrides = ["train.progress=false"]
+        overrides += [o.replace("{runs}", str(runs.resolve())) for o in stage.overrides]
         spec = load_spec(resolve_spec(stage.spec, base_dir), overrides)
         if (run_dir / RESULTS_FILE).exists():
             seconds = json.loads((run_dir / RESULTS_FILE).read_text()).get("train_seconds")
@@ -106,15 +108,14 @@ def _best_of(reranker: Any, model: Any, prompts: list[str], n: int, k: int, seed
     return grouped[torch.arange(p)[:, None], torch.arange(n)[None, :], best]
 
 
-def _clip_metrics(clip: Any, images: Tensor, prompts: PromptSet) -> dict[str, float]:
-    """CLIP score (w = 100) and R-precision@1 over the prompt set, by an independent CLIP."""
+@torch.no_grad()
+def _clip_metrics(clip: Any, images: Tensor, own: Tensor, prompts: PromptSet) -> dict[str, float]:
+    """CLIP score (w = 100) and R-precision@1 among all prompts, by an independent CLIP, of
+    images ``(N, C, H, W)`` whose prompts are ``prompts.texts[own]``."""
     from modalforge.evaluation import clip_score, r_precision, text_encoder
-    from modalforge_generators.rerank import ClipReranker
 
-    assert isinstance(clip, ClipReranker)
     model = clip.trained.model
-    p, n = images.shape[:2]
-    flat = clip._adapt(images.reshape(p * n, *images.shape[2:]))
+    flat = clip._adapt(images.float())
     embeds = torch.cat(
         [
             model.encode(clip.image, flat[i : i + 256].to(clip.trained.device)).float().cpu()
@@ -122,7 +123,6 @@ def _clip_metrics(clip: Any, images: Tensor, prompts: PromptSet) -> dict[str, fl
         ]
     )
     texts = text_encoder(model, clip.text)(prompts.texts).float().cpu()
-    own = torch.arange(p).repeat_interleave(n)
     return {
         "clip_score": clip_score(embeds, texts[own]),
         "r_precision": r_precision(embeds, own, texts),
@@ -183,7 +183,8 @@ def evaluate_generator(
         )
         grids.append((path, f"{name}: each image the reranker's best of {config.best_of}"))
     if eval_clip is not None:
-        res["clip_eval"] = _clip_metrics(eval_clip, plain, prompts)
+        own = torch.arange(plain.shape[0]).repeat_interleave(n)
+        res["clip_eval"] = _clip_metrics(eval_clip, plain.flatten(0, 1), own, prompts)
     return res, grids
 
 
@@ -220,6 +221,10 @@ def run_genbench(
         return ClipReranker(str(run.run_dir / "spec.yaml"), str(run.run_dir))
 
     reranker, eval_clip = clip(config.rerank), clip(config.eval_clip)
+    if eval_clip is not None:  # the same measures on real test images: the reference
+        results["clip_eval_real_test"] = _clip_metrics(
+            eval_clip, test_real, prompts.real_index["test"], prompts
+        )
     grids: dict[str, list[tuple[Path, str]]] = {}
     for name in config.generators:
         log(f"judging {name}")

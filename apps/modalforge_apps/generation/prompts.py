@@ -26,6 +26,7 @@ class PromptSet:
     labels: dict[str, Tensor]  # attribute → (P,) prompted value
     held_out: Tensor  # (P,) bool
     real: dict[str, Tensor]  # split → real images for KID
+    real_index: dict[str, Tensor]  # split → the prompt each real image matches
 
     def real_images(self, split: str) -> Tensor:
         return self.real[split]
@@ -85,8 +86,10 @@ def judge_prompts(
         judge = DigitsJudge(cache_dir=cache_dir, **params)
         texts = [DIGIT_TEMPLATE.format(name) for name in CLASS_NAMES]
         real = {s: judge.real_images(s)[0] for s in ("train", "test")}
+        index = {s: judge.real_images(s)[1].long() for s in ("train", "test")}
         labels = {"digit": torch.arange(len(CLASS_NAMES))}
-        return judge, PromptSet("digits", texts, labels, torch.zeros(len(texts), dtype=bool), real)
+        held = torch.zeros(len(texts), dtype=bool)
+        return judge, PromptSet("digits", texts, labels, held, real, index)
     from modalforge_datasets.shapes import COLORS, POSITIONS, SHAPES, ShapesDataset, caption
 
     data_params = dict(params.pop("data", {}))
@@ -103,10 +106,15 @@ def judge_prompts(
                 labels["position"].append(p)
                 held.append(c * len(SHAPES) + s in held_combos)
     real = {s: data.tensors(s)["image"] for s in ("train", "test")}
+    index = {}
+    for s in ("train", "test"):
+        t = data.tensors(s)
+        index[s] = (t["color"] * len(SHAPES) + t["shape"]) * len(POSITIONS) + t["position"]
     return judge, PromptSet(
         "shapes",
         texts,
         {k: torch.tensor(v) for k, v in labels.items()},
         torch.tensor(held),
         real,
+        {s: i.long() for s, i in index.items()},
     )

@@ -285,4 +285,5 @@ def plot_sample_grid(
         axes[i][0].set_ylabel(prompts[i], rotation=0, ha="right", va="center", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.97) if title else None)
     return _save(fig, path)
