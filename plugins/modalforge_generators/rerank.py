@@ -18,7 +18,6 @@ from torch import Tensor
 
 from modalforge.contracts import Reranker
 from modalforge.errors import ModalforgeError, SpecError
-from modalforge.modality import ModalityKind
 
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -66,31 +65,17 @@ class ClipReranker(Reranker):
             )
 
     def _modalities(self, image: str | None, text: str | None) -> tuple[str, str]:
+        from modalforge.evaluation.encode import pick_image_text
+
         mods = self.trained.pipeline.dataset.modalities
-        names = list(self.trained.model.encoders)
-        for given in (image, text):
-            if given is not None and given not in names:
-                raise ModalforgeError(
-                    f"the reranker CLIP ({self.spec_path}) has no modality {given!r}",
-                    hint=f"use one of: {', '.join(names)}",
-                )
-        if text is None:
-            texts = [m for m in names if mods[m].kind == ModalityKind.TEXT and m != image]
-            if len(texts) != 1:
-                raise ModalforgeError(
-                    f"cannot tell the text modality of the reranker CLIP among {names}",
-                    hint="set the reranker's text_modality",
-                )
-            text = texts[0]
-        if image is None:
-            others = [m for m in names if m != text]
-            if len(others) != 1:
-                raise ModalforgeError(
-                    f"cannot tell the image modality of the reranker CLIP among {others}",
-                    hint="set the reranker's image_modality",
-                )
-            image = others[0]
-        return image, text
+        return pick_image_text(
+            {m: mods[m].kind for m in self.trained.model.encoders},
+            image,
+            text,
+            model=f"the reranker CLIP ({self.spec_path})",
+            image_option="image_modality",
+            text_option="text_modality",
+        )
 
     @property
     def image_shape(self) -> tuple[int, ...]:
@@ -124,29 +109,39 @@ class ClipReranker(Reranker):
         return images.clamp(0, 1)
 
     @torch.no_grad()
-    def score(self, samples: Tensor, prompts: Sequence[str]) -> Tensor:
-        from modalforge.evaluation import text_encoder
+    def embed_images(self, images: Tensor) -> Tensor:
+        """L2-normalised CLIP embeddings ``(N, D)`` (CPU) of images ``(N, C, H, W)`` in [0, 1]."""
         from modalforge.evaluation.encode import preprocess_batch
 
-        self.check(samples.shape[2:])
-        p, n = samples.shape[:2]
         model, precision = self.trained.model, self.trained.precision
-        with precision.context():
-            text = text_encoder(model, self.text)(list(prompts)).float()
-        flat = self._adapt(samples.reshape(p * n, *samples.shape[2:]).float())
+        flat = self._adapt(images.float())
         raw = self.trained.pipeline.dataset.modalities[self.image].is_raw
         chunks = []
-        for start in range(0, p * n, self.batch_size):
+        for start in range(0, len(flat), self.batch_size):
             batch = flat[start : start + self.batch_size]
             if raw:
                 batch = preprocess_batch(model, self.image, [_to_pil(x) for x in batch.cpu()])
             else:
                 batch = batch.to(self.trained.device)
             with precision.context():
-                chunks.append(model.encode(self.image, batch).float())
-        image = F.normalize(torch.cat(chunks), dim=-1).view(p, n, -1)
-        text = F.normalize(text, dim=-1)
-        return torch.einsum("pnd,pd->pn", image, text).cpu()
+                chunks.append(model.encode(self.image, batch).float().cpu())
+        return F.normalize(torch.cat(chunks), dim=-1)
+
+    @torch.no_grad()
+    def embed_texts(self, prompts: Sequence[str]) -> Tensor:
+        """L2-normalised CLIP embeddings ``(P, D)`` (CPU) of prompt strings."""
+        from modalforge.evaluation import text_encoder
+
+        with self.trained.precision.context():
+            text = text_encoder(self.trained.model, self.text)(list(prompts)).float().cpu()
+        return F.normalize(text, dim=-1)
+
+    @torch.no_grad()
+    def score(self, samples: Tensor, prompts: Sequence[str]) -> Tensor:
+        self.check(samples.shape[2:])
+        p, n = samples.shape[:2]
+        image = self.embed_images(samples.reshape(p * n, *samples.shape[2:])).view(p, n, -1)
+        return torch.einsum("pnd,pd->pn", image, self.embed_texts(prompts))
 
 
 def _to_pil(image: Tensor):  # noqa: ANN202

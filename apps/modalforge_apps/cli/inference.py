@@ -17,7 +17,7 @@ from torch.utils.data import IterableDataset
 from modalforge.contracts import TARGET_KEY
 from modalforge.errors import DataError, ModalforgeError, SpecError
 from modalforge.evaluation import is_contrastive
-from modalforge.modality import ModalityKind
+from modalforge.evaluation.encode import pick_image_text
 from modalforge.pipeline import TrainedPipeline, load_trained
 
 Loaded = TrainedPipeline  # the name the commands use
@@ -59,31 +59,8 @@ def image_text_modalities(
 ) -> tuple[str, str]:
     """The (image, text) modality names: given, or the model's only text / only other one."""
     model = require_encode(loaded, command)
-    names = list(model.encoders)
-    kinds = {m: loaded.pipeline.dataset.modalities[m].kind for m in names}
-    for given, flag in ((image, "--image-modality"), (text, "--text-modality")):
-        if given is not None and given not in names:
-            raise ModalforgeError(
-                f"{flag} {given!r} is not a modality of the model ({', '.join(names)})",
-                hint=f"pass one of: {', '.join(names)}",
-            )
-    if text is None:
-        texts = [m for m in names if kinds[m] == ModalityKind.TEXT and m != image]
-        if len(texts) != 1:
-            raise ModalforgeError(
-                f"cannot tell which modality is the text one among {', '.join(names)}",
-                hint="name it with --text-modality",
-            )
-        text = texts[0]
-    if image is None:
-        others = [m for m in names if m != text]
-        if len(others) != 1:
-            raise ModalforgeError(
-                f"cannot tell which modality to match with {text!r} among {', '.join(others)}",
-                hint="name it with --image-modality",
-            )
-        image = others[0]
-    return image, text
+    mods = loaded.pipeline.dataset.modalities
+    return pick_image_text({m: mods[m].kind for m in model.encoders}, image, text)
 
 
 def check_split(loaded: Loaded, split: str | None) -> str:

@@ -112,17 +112,9 @@ def _best_of(reranker: Any, model: Any, prompts: list[str], n: int, k: int, seed
 def _clip_metrics(clip: Any, images: Tensor, own: Tensor, prompts: PromptSet) -> dict[str, float]:
     """CLIP score (w = 100) and R-precision@1 among all prompts, by an independent CLIP, of
     images ``(N, C, H, W)`` whose prompts are ``prompts.texts[own]``."""
-    from modalforge.evaluation import clip_score, r_precision, text_encoder
+    from modalforge.evaluation import clip_score, r_precision
 
-    model = clip.trained.model
-    flat = clip._adapt(images.float())
-    embeds = torch.cat(
-        [
-            model.encode(clip.image, flat[i : i + 256].to(clip.trained.device)).float().cpu()
-            for i in range(0, len(flat), 256)
-        ]
-    )
-    texts = text_encoder(model, clip.text)(prompts.texts).float().cpu()
+    embeds, texts = clip.embed_images(images), clip.embed_texts(prompts.texts)
     return {
         "clip_score": clip_score(embeds, texts[own]),
         "r_precision": r_precision(embeds, own, texts),

@@ -105,10 +105,10 @@ def judge_prompts(
                 labels["shape"].append(s)
                 labels["position"].append(p)
                 held.append(c * len(SHAPES) + s in held_combos)
-    real = {s: data.tensors(s)["image"] for s in ("train", "test")}
-    index = {}
+    real, index = {}, {}
     for s in ("train", "test"):
         t = data.tensors(s)
+        real[s] = t["image"]
         index[s] = (t["color"] * len(SHAPES) + t["shape"]) * len(POSITIONS) + t["position"]
     return judge, PromptSet(
         "shapes",

@@ -7,7 +7,7 @@ modality and ``encode(modality, x)``; each encoder carries its tokenizer / trans
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -61,3 +61,45 @@ def text_encoder(model: nn.Module, modality: str = "text") -> Callable[[list[str
         return model.encode(modality, preprocess_batch(model, modality, prompts))
 
     return encode
+
+
+def pick_image_text(
+    kinds: Mapping[str, object],
+    image: str | None,
+    text: str | None,
+    *,
+    model: str = "the model",
+    image_option: str = "--image-modality",
+    text_option: str = "--text-modality",
+) -> tuple[str, str]:
+    """The ``(image, text)`` modality names of a two-tower model: as given, else the only text
+    modality among ``kinds`` (modality → :class:`~modalforge.modality.ModalityKind`) and the
+    other one. Ambiguity or an unknown name is a user error naming the option to set."""
+    from modalforge.errors import ModalforgeError
+    from modalforge.modality import ModalityKind
+
+    names = list(kinds)
+    for given, option in ((image, image_option), (text, text_option)):
+        if given is not None and given not in names:
+            raise ModalforgeError(
+                f"{option} {given!r} is not a modality of {model} ({', '.join(names)})",
+                hint=f"pass one of: {', '.join(names)}",
+            )
+    if text is None:
+        texts = [m for m in names if kinds[m] == ModalityKind.TEXT and m != image]
+        if len(texts) != 1:
+            raise ModalforgeError(
+                f"cannot tell which modality of {model} is the text one among {', '.join(names)}",
+                hint=f"name it with {text_option}",
+            )
+        text = texts[0]
+    if image is None:
+        others = [m for m in names if m != text]
+        if len(others) != 1:
+            raise ModalforgeError(
+                f"cannot tell which modality of {model} to match with {text!r} among "
+                f"{', '.join(others)}",
+                hint=f"name it with {image_option}",
+            )
+        image = others[0]
+    return image, text

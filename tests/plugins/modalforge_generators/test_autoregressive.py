@@ -22,16 +22,6 @@ from tests.plugins.modalforge_generators.vq_toys import (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from a second intra-op thread; on a busy 2-core machine it makes
-    every op wait for a core (the engine-trained fixtures run ~10× faster on one)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def vq_run(tmp_path_factory):
     """A trained stage-1 run folder (spec.yaml + checkpoints/)."""

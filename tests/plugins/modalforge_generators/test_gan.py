@@ -34,15 +34,6 @@ from tests.plugins.modalforge_generators.gan_toys import (
 RECIPE = Path(__file__).parents[3] / "apps/modalforge_apps/recipes/digits_gan.yaml"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run ~10× faster on one thread than on two competing ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # ---------------------------------------------------------------- parts vs closed forms
 @pytest.mark.parametrize("arch", ["conv", "mlp"])
 def test_every_discriminator_layer_is_spectrally_normalised(arch):
