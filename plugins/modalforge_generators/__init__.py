@@ -1,5 +1,5 @@
 """Built-in generators: text-conditional GAN, DALL·E-style VQ tokenizer + autoregressive
-transformer, and CLIP reranking of their samples."""
+transformer, text-conditional diffusion, and CLIP reranking of their samples."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from modalforge.plugin import hookimpl
 from modalforge_generators.autoregressive import DalleTransformer
+from modalforge_generators.diffusion import TextConditionalDiffusion
 from modalforge_generators.gan import TextConditionalGAN
 from modalforge_generators.rerank import ClipReranker
 from modalforge_generators.vqvae import VQVAE
@@ -21,4 +22,5 @@ def register_components(registry: Registrar) -> None:
     registry.generator("text_gan", TextConditionalGAN)
     registry.generator("vqvae", VQVAE)
     registry.generator("dalle", DalleTransformer)
+    registry.generator("diffusion", TextConditionalDiffusion)
     registry.reranker("clip", ClipReranker)

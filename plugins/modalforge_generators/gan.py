@@ -41,27 +41,17 @@ to move the encoder it could blur the embeddings D relies on to judge the condit
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from modalforge.contracts import Encoder, Generator
 from modalforge.engine.schedule import param_groups
 from modalforge.errors import SpecError
-from modalforge.modality import Modality, ModalityKind
-from modalforge.text.tokenizers import CaptionTokenizer
+from modalforge.modality import Modality
 from modalforge_generators.ema import EMA
-from modalforge_generators.gan_condition import (
-    PARAMS,
-    check_prompts,
-    condition_encoder,
-    load_condition_weights,
-    pick_modality,
-    tokenize_prompts,
-)
 from modalforge_generators.gan_losses import (
     discriminator_loss,
     generator_loss,
@@ -73,15 +63,18 @@ from modalforge_generators.gan_nets import (
     MLPGenerator,
     ProjectionDiscriminator,
     conv_features,
-    drop_tokens,
     mlp_features,
     translate,
 )
+from modalforge_generators.text_condition import (
+    PARAMS,
+    TextConditioned,
+    check_prompts,
+    fixed_size_image,
+)
 
-IMAGE_KINDS = (ModalityKind.IMAGE2D, ModalityKind.DEPTH)
 
-
-class TextConditionalGAN(Generator):
+class TextConditionalGAN(TextConditioned, Generator):
     """Noise + projected text embedding → image, trained against a projection discriminator.
 
     Parameters (see the module docstring for the anti-collapse measures):
@@ -150,23 +143,22 @@ class TextConditionalGAN(Generator):
             ("diversity_weight", diversity_weight, diversity_weight >= 0, ">= 0"),
             ("r1_gamma", r1_gamma, r1_gamma >= 0, ">= 0"),
             ("translation", translation, 0.0 <= translation < 0.5, "in [0, 0.5)"),
-            ("token_dropout", token_dropout, 0.0 <= token_dropout < 1.0, "in [0, 1)"),
             ("betas", betas, all(0.0 <= b < 1.0 for b in betas), "each in [0, 1)"),
         ):
             if not ok:
                 raise SpecError(f"{PARAMS}.{name}", f"must be {need}, got {value}")
-        img = pick_modality(modalities, image, IMAGE_KINDS, "image", "an image")
-        if any(s is None for s in img.shape):
-            raise SpecError(
-                f"{PARAMS}.image",
-                f"image modality {img.describe()} has no fixed size",
-                hint="use a data set with a fixed image size (e.g. image_size: 8)",
-            )
-        text = pick_modality(modalities, condition, (ModalityKind.TEXT,), "condition", "text")
-        enc = condition_encoder(encoders or {}, text)
-        if condition_checkpoint is not None:
-            load_condition_weights(enc, text.name, condition_checkpoint)
-        self.image_key, self.text_key = img.name, text.name
+        img = fixed_size_image(modalities, image)
+        self.setup_text_condition(
+            modalities,
+            encoders,
+            condition,
+            condition_checkpoint=condition_checkpoint,
+            freeze_condition=freeze_condition,
+            token_dropout=token_dropout,
+            who="the text-conditional GAN",
+        )
+        enc = self.condition_encoder
+        self.image_key = img.name
         self.image_shape: tuple[int, int, int] = tuple(img.shape)  # type: ignore[assignment]
         self.loss_kind = loss
         self.d_steps = d_steps
@@ -176,19 +168,6 @@ class TextConditionalGAN(Generator):
         self.diversity_weight = diversity_weight
         self.r1_gamma = r1_gamma
         self.translation = translation if augment == "translation" else 0.0
-        self.freeze_condition = freeze_condition
-        self.token_dropout = token_dropout
-        tok = enc.preprocess()
-        if token_dropout > 0 and not isinstance(tok, CaptionTokenizer):
-            raise SpecError(
-                f"{PARAMS}.token_dropout",
-                f"needs a caption tokenizer with start/end tokens; encoder "
-                f"{type(enc).__name__} has {type(tok).__name__}",
-                hint="set token_dropout: 0, or use a text encoder such as clip_text",
-            )
-        self._frame = (tok.sot, tok.eot) if isinstance(tok, CaptionTokenizer) else None
-        # Owned as submodules: checkpointed with the GAN (keys ``encoders.<modality>.``).
-        self.encoders = nn.ModuleDict({text.name: enc})
         text_dim = enc.output.dim
         shape = self.image_shape
         if arch == "conv":
@@ -201,31 +180,10 @@ class TextConditionalGAN(Generator):
             features = mlp_features(shape, d_width, mlp_layers)
         self.discriminator = ProjectionDiscriminator(features, text_dim)
         self.ema = EMA(self.generator, ema_decay, warmup=ema_warmup)
-        if freeze_condition:
-            enc.requires_grad_(False)
-            enc.eval()
-
-    # ------------------------------------------------------------------ condition
-    @property
-    def condition_encoder(self) -> Encoder:
-        return self.encoders[self.text_key]
 
     @property
     def latent_dim(self) -> int:
         return self.generator.latent_dim
-
-    def train(self, mode: bool = True) -> TextConditionalGAN:
-        """As ``nn.Module.train``; a frozen condition encoder stays in eval mode."""
-        super().train(mode)
-        if self.freeze_condition:
-            self.condition_encoder.eval()
-        return self
-
-    def embed_text(self, tokens: Tensor) -> Tensor:
-        """Text embeddings ``(B, D)``; without autograd when the encoder is frozen."""
-        ctx = torch.no_grad() if self.freeze_condition else contextlib.nullcontext()
-        with ctx:
-            return self.condition_encoder(tokens)
 
     # ------------------------------------------------------------------ training
     def configure_optimizers(
@@ -250,8 +208,7 @@ class TextConditionalGAN(Generator):
     def training_step(self, batch: Mapping[str, Tensor], ctx: Any) -> dict[str, Tensor]:  # noqa: ANN401
         real = batch[self.image_key]
         tokens = batch[self.text_key]
-        if self.token_dropout > 0:
-            tokens = drop_tokens(tokens, self.token_dropout, *self._frame)
+        tokens = self.training_tokens(tokens)
         n = real.shape[0]
         for _ in range(self.d_steps):
             logs, text = self._discriminator_step(real, tokens, ctx)
@@ -340,12 +297,11 @@ class TextConditionalGAN(Generator):
         live generator instead of its EMA.
         """
         prompts = check_prompts(condition, num_samples)
-        tokens = tokenize_prompts(self.condition_encoder, prompts)
         device = next(self.generator.parameters()).device
         was_training = self.training
         self.eval()
         try:
-            text = self.condition_encoder(tokens.to(device))
+            text = self.embed_prompts(prompts, device)
             p, n = len(prompts), num_samples
             z = torch.randn(
                 p * n, self.latent_dim, generator=generator,

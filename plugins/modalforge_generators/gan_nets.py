@@ -221,22 +221,3 @@ def translate(x: Tensor, ratio: float) -> Tensor:
     gx = (gx + dx + sw).clamp(0, w + 2 * sw - 1)
     padded = F.pad(x, [sw, sw, sh, sh])
     return padded.permute(0, 2, 3, 1)[gb, gy, gx].permute(0, 3, 1, 2).contiguous()
-
-
-def drop_tokens(tokens: Tensor, prob: float, sot: int, eot: int) -> Tensor:
-    """Delete each caption token (not start/end) with probability ``prob``; the rest close up.
-
-    ``tokens`` are ``(B, L)`` ids framed ``[sot, ..., eot, 0, 0, ...]``, as from
-    :class:`~modalforge.text.CaptionTokenizer`. Training on captions with random deletions
-    makes the text encoder robust to prompts that differ slightly from the training captions
-    (a missing full stop, a typo). Draws from the default torch RNG.
-    """
-    if prob <= 0:
-        return tokens
-    special = (tokens == sot) | (tokens == eot) | (tokens == 0)
-    keep = special | (torch.rand(tokens.shape, device=tokens.device) >= prob)
-    keep &= tokens != 0  # padding is re-added at the end
-    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)
-    out = tokens.gather(1, order)
-    positions = torch.arange(tokens.shape[1], device=tokens.device)
-    return torch.where(positions < keep.sum(dim=1, keepdim=True), out, torch.zeros_like(out))

@@ -13,6 +13,10 @@ The codebook learns either
 code whose ``cluster_size`` falls below ``dead_threshold`` is restarted at an encoder output of
 the current batch drawn at random (as Jukebox does), so no code stays unused. At the first step
 every code is below the threshold, which initialises the codebook from data.
+
+Under data parallelism (``torch.distributed`` initialised) the counts and sums of the EMA update
+are summed over the processes and restarted codes take the first process's vectors, so every
+process keeps the same codebook: the one a single process would learn from the whole batch.
 """
 
 from __future__ import annotations
@@ -91,10 +95,13 @@ class VectorQuantizer(nn.Module):
         restarts. Returns the number of codes restarted (a tensor; no host sync)."""
         z = z.detach().float()
         onehot = F.one_hot(codes, self.num_codes).type_as(z)
-        counts = onehot.sum(0)
+        # Under data parallelism every process sees its own batch: summed over processes, the
+        # update is the one-process update on the whole batch and the codebooks stay equal.
+        counts = _sum_over_processes(onehot.sum(0))
         self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
         if self.ema:
-            self.embed_sum.mul_(self.decay).add_(onehot.t() @ z, alpha=1 - self.decay)
+            sums = _sum_over_processes(onehot.t() @ z)
+            self.embed_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
             self.embedding.copy_(self.ema_embedding())
         return self.restart_dead(z)
 
@@ -114,6 +121,7 @@ class VectorQuantizer(nn.Module):
             return num_dead.float() * 0
         # A fixed number of draws whatever is dead: the RNG stream stays in step, no host sync.
         picks = z[torch.randint(z.shape[0], (self.num_codes,), device=z.device)]
+        picks = _from_first_process(picks)  # every process restarts a code at the same vector
         mask = dead.unsqueeze(1)
         self.embedding.data.copy_(torch.where(mask, picks, self.embedding.data))
         self.cluster_size.copy_(
@@ -122,6 +130,30 @@ class VectorQuantizer(nn.Module):
         if self.ema:
             self.embed_sum.copy_(torch.where(mask, picks, self.embed_sum))
         return num_dead.float()
+
+
+def _distributed() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _sum_over_processes(t: Tensor) -> Tensor:
+    if _distributed():
+        import torch.distributed as dist
+
+        t = t.contiguous()
+        dist.all_reduce(t)
+    return t
+
+
+def _from_first_process(t: Tensor) -> Tensor:
+    if _distributed():
+        import torch.distributed as dist
+
+        t = t.contiguous()
+        dist.broadcast(t, src=0)
+    return t
 
 
 def code_statistics(codes: Tensor, num_codes: int) -> dict[str, Tensor]:

@@ -42,12 +42,15 @@ def check_prompts(prompts: list[str]) -> list[str]:
 
 
 def sampling_kwargs(model: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """``--temperature/--top-k/--top-p`` for generators whose ``sample`` takes them."""
+    """``--temperature/--top-k/--top-p/--guidance-scale/--steps/--eta`` for generators whose
+    ``sample`` takes them."""
     given = {
         "temperature": args.temperature,
         "top_k": args.top_k,
         "top_p": args.top_p,
         "guidance_scale": getattr(args, "guidance_scale", None),
+        "steps": getattr(args, "steps", None),
+        "eta": getattr(args, "eta", None),
     }
     accepted = inspect.signature(model.sample).parameters
     out = {}

@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, help="sample among the k likeliest tokens")
     p.add_argument("--top-p", type=float, help="nucleus sampling: smallest set with mass p")
     p.add_argument("--guidance-scale", type=float, help="classifier-free guidance strength")
+    p.add_argument("--steps", type=int, help="denoising steps (diffusion; default: the spec's)")
+    p.add_argument("--eta", type=float, help="DDIM noise: 0 deterministic, 1 DDPM-like (diffusion)")
     p.add_argument(
         "--set",
         dest="overrides",

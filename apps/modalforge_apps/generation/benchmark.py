@@ -8,7 +8,8 @@ Per generator, on the judge's prompts:
 - **best-of-N**: each kept sample is the reranker CLIP's favourite of ``best_of`` candidates,
   judged the same way, so the gain of reranking is measured, not assumed;
 - **KID** between plain samples and real test images on the judge's own features, next to the
-  real-vs-real floor (real train vs real test) on the same features;
+  real-vs-real floor (real train vs real test) on the same features, and its distance from the
+  floor in units of the floor's standard deviation over subsets;
 - **CLIP score and R-precision** by a CLIP trained separately from the reranker.
 
 Stages are trained once: a stage whose run folder holds ``results.json`` is reused, one with
@@ -88,9 +89,12 @@ def _trained(run: StageRun) -> Any:
 
 
 @torch.no_grad()
-def _sample(model: Any, prompts: list[str], n: int, seed: int, chunk: int = 64) -> Tensor:
-    """``(P, n, C, H, W)`` samples, prompts in chunks so memory stays bounded."""
+def _sample(model: Any, prompts: list[str], n: int, seed: int, budget: int = 1024) -> Tensor:
+    """``(P, n, C, H, W)`` samples, at most ``budget`` images (or one prompt) per ``sample`` call,
+    so memory stays bounded whatever the generator (a diffusion step holds a batch of
+    activations)."""
     gen = torch.Generator(next(model.parameters()).device).manual_seed(seed)
+    chunk = max(1, budget // n)
     parts = [
         model.sample(prompts[i : i + chunk], n, generator=gen).float().cpu()
         for i in range(0, len(prompts), chunk)
@@ -223,6 +227,10 @@ def run_genbench(
         res, figs = evaluate_generator(
             name, stages[name], config, judge, prompts, reranker, eval_clip, out
         )
+        # The unbiased KID of real vs real is centred on 0 (and often below it), so "×
+        # floor" is no scale: the distance from the floor in units of the floor's spread is.
+        res["kid"]["above_floor"] = res["kid"]["mean"] - floor[0]
+        res["kid"]["floor_stds"] = res["kid"]["above_floor"] / floor[1] if floor[1] else None
         results["generators"][name] = res
         grids[name] = figs
     io.write_json(out / "results.json", results)

@@ -37,9 +37,12 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                             (name, f"{group}: {attr} accuracy (best of {best['k']})", _fmt(value))
                         )
         kid = res["kid"]
-        # balanced real sets often give an unbiased KID below 0: report the difference
-        value = f"{kid['mean']:.5f} ± {kid['std']:.5f} ({kid['mean'] - floor:+.5f})"
-        rows.append((name, "KID vs real test (− floor)", value))
+        # balanced real sets often give an unbiased KID below 0: report the difference, also
+        # in units of the floor's spread over subsets
+        value = f"{kid['mean']:.5f} ± {kid['std']:.5f} ({kid['mean'] - floor:+.5f}"
+        if kid.get("floor_stds") is not None:
+            value += f", {kid['floor_stds']:+.2f} floor std"
+        rows.append((name, "KID vs real test (− floor)", value + ")"))
         for key, value in (res.get("clip_eval") or {}).items():
             rows.append((name, f"{key} (independent CLIP)", _fmt(value)))
         if res.get("train_seconds") is not None:

@@ -142,3 +142,24 @@ def test_checkpoint_of_another_generator_type_is_refused(runs, tmp_path, host, c
     (spec, _run), _ = runs
     err = _error(capsys, ["generate", spec, "red", "--checkpoint", other_run, "--out", "g.png"])
     assert "holds a OtherGenerator" in err and "builds a PixelGenerator" in err
+
+
+def test_diffusion_takes_its_sampling_settings_from_the_command_line(tmp_path, capsys):
+    from tests.plugins.modalforge_generators import dark_bright
+
+    registry = dark_bright.registry()
+    set_host(PluginHost(registry, []))
+    spec = dark_bright.gan_spec(generator="diffusion")
+    spec_path, run = _save(tmp_path, registry, spec, "diffusion")
+    out = tmp_path / "grid.png"
+    argv = ["generate", spec_path, "dark", "bright", "--checkpoint", run, "-n", "2"]
+    assert main([*argv, "--steps", "3", "--eta", "0.5", "--out", str(out)]) == 0
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["sampling"] == {"steps": 3, "eta": 0.5}
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert "steps must be an integer in [1, 100], got 0" in _error(
+        capsys, [*argv, "--steps", "0", "--out", str(out)]
+    )
+    assert "--top-k does not apply to TextConditionalDiffusion" in _error(
+        capsys, [*argv, "--top-k", "3", "--out", str(out)]
+    )

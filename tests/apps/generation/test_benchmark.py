@@ -60,6 +60,9 @@ def test_genbench_trains_stages_judges_and_reuses(tmp_path, capsys):
     assert gan["best_of"]["k"] == 2 and 0.0 <= gan["best_of"]["accuracy"] <= 1.0
     assert results["judge"]["svc_real_test_accuracy"] > 0.95
     assert results["kid_floor"]["mean"] < gan["kid"]["mean"]  # a 1-epoch GAN is far from real
+    floor = results["kid_floor"]
+    assert gan["kid"]["above_floor"] == pytest.approx(gan["kid"]["mean"] - floor["mean"])
+    assert gan["kid"]["floor_stds"] == pytest.approx(gan["kid"]["above_floor"] / floor["std"])
     assert set(gan["clip_eval"]) == {"clip_score", "r_precision"}
     assert (out / "plots" / "gan_plain.png").exists() and (out / "plots" / "gan_best_of_2.png")
     html = (out / "report.html").read_text()

@@ -22,9 +22,10 @@ from modalforge_generators.gan_losses import (
     generator_loss,
     mode_seeking_loss,
 )
-from modalforge_generators.gan_nets import drop_tokens, num_resamplings, translate
+from modalforge_generators.gan_nets import num_resamplings, translate
 from modalforge_generators.sampling import SamplingError
-from tests.plugins.modalforge_generators.gan_toys import (
+from modalforge_generators.text_condition import drop_tokens
+from tests.plugins.modalforge_generators.dark_bright import (
     TEXT,
     gan_spec,
     make_gan,

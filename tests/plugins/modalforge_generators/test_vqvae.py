@@ -177,3 +177,43 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert a.keys() == b.keys()
     for key in a:  # weights and the EMA codebook buffers
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+# ---------------------------------------------------------------- data parallel codebook
+def _quantizer_worker(rank: int, world: int, tmp: str) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{tmp}/init", rank=rank, world_size=world)
+    try:
+        z = torch.load(f"{tmp}/z.pt").chunk(world)[rank]
+        states = {}
+        for threshold in (0.0, 1.0):
+            torch.manual_seed(0)
+            vq = VectorQuantizer(8, 3, dead_threshold=threshold)
+            for _ in range(3):
+                vq.update(z, vq.nearest(z))
+            states[threshold] = {k: v.clone() for k, v in vq.state_dict().items()}
+        torch.save(states, f"{tmp}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ema_codebook_stays_equal_across_processes_and_equals_the_whole_batch_update(tmp_path):
+    import torch.multiprocessing as mp
+
+    z = torch.randn(64, 3, generator=torch.Generator().manual_seed(1))
+    torch.save(z, tmp_path / "z.pt")
+    mp.spawn(_quantizer_worker, args=(2, str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    torch.manual_seed(0)
+    one = VectorQuantizer(8, 3, dead_threshold=0.0)
+    for _ in range(3):
+        one.update(z, one.nearest(z))
+    for key, value in one.state_dict().items():
+        # without restarts: exactly the one-process update on the concatenated batch
+        torch.testing.assert_close(r0[0.0][key], value, rtol=1e-6, atol=1e-6, msg=key)
+        torch.testing.assert_close(r1[0.0][key], value, rtol=1e-6, atol=1e-6, msg=key)
+    for key, value in r0[1.0].items():
+        # with restarts (every code at the first step): the same codebook on both processes
+        torch.testing.assert_close(r1[1.0][key], value, rtol=0, atol=0, msg=key)

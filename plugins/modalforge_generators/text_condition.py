@@ -1,10 +1,13 @@
-"""The GAN's text condition: which modalities it reads, condition-encoder weights taken from a
-contrastive (CLIP) run's checkpoint, and prompts checked and tokenized for sampling."""
+"""The text condition of the GAN and the diffusion model: which modalities they read, the
+condition encoder (trained jointly, frozen, or initialised from a CLIP run's checkpoint), caption
+token dropout, and prompts checked and tokenized for sampling."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -16,6 +19,87 @@ from modalforge.text.tokenizers import CaptionTokenizer, clean_caption
 from modalforge_generators.sampling import SamplingError
 
 PARAMS = "model.generator.params"
+IMAGE_KINDS = (ModalityKind.IMAGE2D, ModalityKind.DEPTH)
+
+
+class TextConditioned(nn.Module):
+    """A generator conditioned on a text embedding from a registered text encoder it owns.
+
+    :meth:`setup_text_condition` picks the caption modality, takes the encoder given under
+    ``model.encoders.<modality>`` (checkpointed with the generator as ``encoders.<modality>.*``),
+    optionally loads it from a CLIP run (``condition_checkpoint``) and freezes it
+    (``freeze_condition``: no gradients, always in eval mode). ``token_dropout`` deletes random
+    caption tokens of training batches (:func:`drop_tokens`), so that a text encoder learned
+    from a few templates still understands prompts that differ slightly from them.
+    """
+
+    text_key: str
+    freeze_condition: bool
+    token_dropout: float
+
+    def setup_text_condition(
+        self,
+        modalities: Mapping[str, Modality],
+        encoders: Mapping[str, Encoder] | None,
+        condition: str | None,
+        *,
+        condition_checkpoint: str | None,
+        freeze_condition: bool,
+        token_dropout: float,
+        who: str,
+    ) -> Modality:
+        """Set up the condition (see the class docstring); returns the caption modality."""
+        if not 0.0 <= token_dropout < 1.0:
+            raise SpecError(f"{PARAMS}.token_dropout", f"must be in [0, 1), got {token_dropout}")
+        text = pick_modality(modalities, condition, (ModalityKind.TEXT,), "condition", "text")
+        enc = condition_encoder(encoders or {}, text, who)
+        if condition_checkpoint is not None:
+            load_condition_weights(enc, text.name, condition_checkpoint)
+        tok = enc.preprocess()
+        if token_dropout > 0 and not isinstance(tok, CaptionTokenizer):
+            raise SpecError(
+                f"{PARAMS}.token_dropout",
+                f"needs a caption tokenizer with start/end tokens; encoder "
+                f"{type(enc).__name__} has {type(tok).__name__}",
+                hint="set token_dropout: 0, or use a text encoder such as clip_text",
+            )
+        self._frame = (tok.sot, tok.eot) if isinstance(tok, CaptionTokenizer) else None
+        self.text_key = text.name
+        self.freeze_condition = freeze_condition
+        self.token_dropout = token_dropout
+        self.encoders = nn.ModuleDict({text.name: enc})
+        if freeze_condition:
+            enc.requires_grad_(False)
+            enc.eval()
+        return text
+
+    @property
+    def condition_encoder(self) -> Encoder:
+        return self.encoders[self.text_key]
+
+    def train(self, mode: bool = True) -> Any:  # noqa: ANN401
+        """As ``nn.Module.train``; a frozen condition encoder stays in eval mode."""
+        super().train(mode)
+        if self.freeze_condition:
+            self.condition_encoder.eval()
+        return self
+
+    def training_tokens(self, tokens: Tensor) -> Tensor:
+        """A training batch's caption tokens, with ``token_dropout`` applied."""
+        if self.token_dropout > 0 and self._frame is not None:
+            return drop_tokens(tokens, self.token_dropout, *self._frame)
+        return tokens
+
+    def embed_text(self, tokens: Tensor) -> Tensor:
+        """Text embeddings ``(B, D)``; without autograd when the encoder is frozen."""
+        ctx = torch.no_grad() if self.freeze_condition else contextlib.nullcontext()
+        with ctx:
+            return self.condition_encoder(tokens)
+
+    def embed_prompts(self, prompts: Sequence[str], device: torch.device) -> Tensor:
+        """Embeddings ``(P, D)`` of checked prompts (:func:`tokenize_prompts`)."""
+        tokens = tokenize_prompts(self.condition_encoder, prompts)
+        return self.condition_encoder(tokens.to(device))
 
 
 def pick_modality(
@@ -53,12 +137,26 @@ def pick_modality(
     return found[0]
 
 
-def condition_encoder(encoders: Mapping[str, Encoder], modality: Modality) -> Encoder:
+def fixed_size_image(modalities: Mapping[str, Modality], name: str | None) -> Modality:
+    """The image modality to generate (``name``, or the only one), which must have a fixed size."""
+    img = pick_modality(modalities, name, IMAGE_KINDS, "image", "an image")
+    if any(s is None for s in img.shape):
+        raise SpecError(
+            f"{PARAMS}.image",
+            f"image modality {img.describe()} has no fixed size",
+            hint="use a data set with a fixed image size (e.g. image_size: 8)",
+        )
+    return img
+
+
+def condition_encoder(
+    encoders: Mapping[str, Encoder], modality: Modality, who: str = "the generator"
+) -> Encoder:
     """The encoder under ``model.encoders.<modality>``, or a SpecError saying how to add one."""
     if modality.name not in encoders:
         raise SpecError(
             f"model.encoders.{modality.name}",
-            f"the text-conditional GAN needs a text encoder for its condition {modality.name!r}",
+            f"{who} needs a text encoder for its condition {modality.name!r}",
             hint=f"add e.g. `model.encoders.{modality.name}: {{name: clip_text, params: "
             "{context_length: 48, vocab_size: 258, width: 64, heads: 4, layers: 2, "
             "embed_dim: 64}}`",
@@ -173,3 +271,22 @@ def tokenize_prompts(encoder: Encoder, prompts: Sequence[str]) -> Tensor:
                     hint="shorten the prompt, or train with a larger context_length",
                 )
     return torch.stack([torch.as_tensor(tok(p)) for p in prompts])
+
+
+def drop_tokens(tokens: Tensor, prob: float, sot: int, eot: int) -> Tensor:
+    """Delete each caption token (not start/end) with probability ``prob``; the rest close up.
+
+    ``tokens`` are ``(B, L)`` ids framed ``[sot, ..., eot, 0, 0, ...]``, as from
+    :class:`~modalforge.text.CaptionTokenizer`. Training on captions with random deletions
+    makes the text encoder robust to prompts that differ slightly from the training captions
+    (a missing full stop, a typo). Draws from the default torch RNG.
+    """
+    if prob <= 0:
+        return tokens
+    special = (tokens == sot) | (tokens == eot) | (tokens == 0)
+    keep = special | (torch.rand(tokens.shape, device=tokens.device) >= prob)
+    keep &= tokens != 0  # padding is re-added at the end
+    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)
+    out = tokens.gather(1, order)
+    positions = torch.arange(tokens.shape[1], device=tokens.device)
+    return torch.where(positions < keep.sum(dim=1, keepdim=True), out, torch.zeros_like(out))

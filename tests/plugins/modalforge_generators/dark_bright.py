@@ -1,4 +1,5 @@
-"""Tiny fixtures for the GAN tests: a two-prompt constant-image data set and small GAN builders."""
+"""Tiny fixtures for the text-conditioned generators: a two-prompt constant-image data set and
+small GAN and diffusion builders."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from modalforge.contracts import DatasetReader, Target
 from modalforge.modality import Modality
 from modalforge.registry import Registrar, Registry
 from modalforge_clip.text import ClipTextEncoder
+from modalforge_generators.diffusion import TextConditionalDiffusion
 from modalforge_generators.gan import TextConditionalGAN
 
 TEXT = "text"
@@ -66,6 +68,7 @@ def registry() -> Registry:
     r.dataset("dark_bright", DarkBright)
     r.encoder("clip_text", ClipTextEncoder)
     r.generator("text_gan", TextConditionalGAN)
+    r.generator("diffusion", TextConditionalDiffusion)
     return reg
 
 
@@ -78,6 +81,13 @@ TEXT_PARAMS = {
     "embed_dim": 16,
 }
 GAN_PARAMS = {"latent_dim": 4, "cond_dim": 8, "g_width": 8, "d_width": 8}
+DIFFUSION_PARAMS = {
+    "arch": "mlp",
+    "width": 16,
+    "mlp_layers": 1,
+    "timesteps": 100,
+    "sample_steps": 10,
+}
 
 
 def gan_spec(
@@ -85,9 +95,12 @@ def gan_spec(
     epochs: int = 2,
     log_every_steps: int = 4,
     image_size: int = 4,
+    generator: str = "text_gan",
     **train: Any,
 ) -> dict:
-    """A spec over :class:`DarkBright` (4 steps per epoch), checkpointed every epoch."""
+    """A spec over :class:`DarkBright` (4 steps per epoch), checkpointed every epoch; ``gan``
+    overrides the generator's params (the GAN's, or the diffusion model's)."""
+    base = GAN_PARAMS if generator == "text_gan" else DIFFUSION_PARAMS
     return {
         "name": "gan-test",
         "seed": 0,
@@ -98,8 +111,8 @@ def gan_spec(
         },
         "model": {
             "generator": {
-                "name": "text_gan",
-                "params": {**GAN_PARAMS, "ema_decay": 0.9, **(gan or {})},
+                "name": generator,
+                "params": {**base, "ema_decay": 0.9, **(gan or {})},
             },
             "encoders": {TEXT: {"name": "clip_text", "params": copy.deepcopy(TEXT_PARAMS)}},
         },
@@ -133,3 +146,18 @@ def make_gan(
         text_params = {**TEXT_PARAMS, "width": text_width}
         encoders = {TEXT: ClipTextEncoder(mods[TEXT], **text_params)}
     return TextConditionalGAN(modalities=mods, encoders=encoders, **{**GAN_PARAMS, **params})
+
+
+def make_diffusion(
+    image_shape: tuple[int, int, int] = (1, 8, 8), encoders: dict | None = None, **params: Any
+) -> TextConditionalDiffusion:
+    """A diffusion generator built directly, with a tiny ``clip_text`` condition encoder."""
+    mods = {
+        "image": Modality("image", "image2d", image_shape),
+        TEXT: Modality(TEXT, "text", (None,), dtype="str"),
+    }
+    if encoders is None:
+        encoders = {TEXT: ClipTextEncoder(mods[TEXT], **TEXT_PARAMS)}
+    return TextConditionalDiffusion(
+        modalities=mods, encoders=encoders, **{**DIFFUSION_PARAMS, **params}
+    )
