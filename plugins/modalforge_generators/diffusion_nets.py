@@ -80,7 +80,13 @@ class ResBlock(nn.Module):
 
 class ConvDenoiser(nn.Module):
     """A small U-Net: ``len(mults)`` resolutions (as many ×2 downsamplings as the image size
-    allows), ``blocks`` residual blocks each, skip connections by concatenation."""
+    allows), ``blocks`` residual blocks each, skip connections by concatenation.
+
+    Scale-and-shift conditioning is the same at every pixel, so it cannot say *where* something
+    belongs ("at the top left"). The embedding is therefore also mapped to a feature map at the
+    lowest resolution and added before the middle blocks, as a GAN generator's first layer maps
+    its input to a spatial grid (without it a shapes model ignored positions entirely).
+    """
 
     def __init__(
         self,
@@ -109,6 +115,8 @@ class ConvDenoiser(nn.Module):
             if i < levels - 1:
                 self.down.append(nn.Conv2d(ch, ch, 3, stride=2, padding=1))
                 skips.append(ch)
+        self.low = (h // 2 ** (levels - 1), w // 2 ** (levels - 1))
+        self.layout = _zero(nn.Linear(emb_dim, ch * self.low[0] * self.low[1]))
         self.mid = nn.ModuleList(
             [ResBlock(ch, ch, emb_dim, dropout), ResBlock(ch, ch, emb_dim, dropout)]
         )
@@ -117,9 +125,10 @@ class ConvDenoiser(nn.Module):
             for _ in range(blocks + 1):
                 self.up.append(ResBlock(ch + skips.pop(), cout, emb_dim, dropout))
                 ch = cout
-            if i > 0:
+            if i > 0:  # the conv after upsampling already narrows to the next level's width
                 self.up.append(nn.Upsample(scale_factor=2.0, mode="nearest"))
-                self.up.append(nn.Conv2d(ch, ch, 3, padding=1))
+                self.up.append(nn.Conv2d(ch, chans[i - 1], 3, padding=1))
+                ch = chans[i - 1]
         self.out = nn.Sequential(
             nn.GroupNorm(_groups(ch), ch), nn.SiLU(), _zero(nn.Conv2d(ch, c, 3, padding=1))
         )
@@ -131,6 +140,7 @@ class ConvDenoiser(nn.Module):
         for layer in self.down:
             h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h)
             skips.append(h)
+        h = h + self.layout(F.silu(emb)).view(h.shape)
         for layer in self.mid:
             h = layer(h, emb)
         for layer in self.up:

@@ -89,7 +89,7 @@ def _trained(run: StageRun) -> Any:
 
 
 @torch.no_grad()
-def _sample(model: Any, prompts: list[str], n: int, seed: int, budget: int = 1024) -> Tensor:
+def _sample(model: Any, prompts: list[str], n: int, seed: int, budget: int = 256) -> Tensor:
     """``(P, n, C, H, W)`` samples, at most ``budget`` images (or one prompt) per ``sample`` call,
     so memory stays bounded whatever the generator (a diffusion step holds a batch of
     activations)."""
