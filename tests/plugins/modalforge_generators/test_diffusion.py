@@ -126,6 +126,53 @@ def test_min_snr_weights_equal_their_closed_form(prediction):
     assert torch.equal(make_diffusion()._loss_weights(t), torch.ones(5))
 
 
+class _RecordingContext:
+    """The part of the engine's StepContext a training step uses, recording the steps."""
+
+    def __init__(self) -> None:
+        self.steps: list[str] = []
+
+    def autocast(self):  # noqa: ANN202
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def step(self, name: str) -> None:
+        self.steps.append(name)
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_training_loss_is_the_mse_to_the_target_at_random_steps(prediction):
+    torch.manual_seed(0)
+    model = make_diffusion(prediction=prediction, cond_drop_prob=0.0, min_snr_gamma=None)
+    _perturb(model)
+    images = torch.rand(6, 1, 8, 8)
+    captions = ["dark", "bright", "dark", "bright", "dark", "bright"]
+    tokens = torch.stack(
+        [torch.as_tensor(model.condition_encoder.preprocess()(c)) for c in captions]
+    )
+    ctx = _RecordingContext()
+    torch.manual_seed(3)
+    loss = model.training_step({"image": images, TEXT: tokens}, ctx)["loss"]
+    assert ctx.steps == ["denoiser"] and int(model.ema.updates) == 1
+    # replay the step's draws: t, then ε
+    torch.manual_seed(3)
+    t = torch.randint(0, model.schedule.timesteps, (6,))
+    eps = torch.randn(6, 1, 8, 8)
+    x0 = images * 2 - 1
+    a = model.schedule.abar[t][:, None, None, None]
+    x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
+    target = eps if prediction == "eps" else a.sqrt() * eps - (1 - a).sqrt() * x0
+    with torch.no_grad():
+        out = model.denoiser(x_t, t, model.condition_encoder(tokens))
+    assert loss.item() == pytest.approx(F.mse_loss(out, target).item(), rel=1e-5)
+    assert all(p.grad is not None for p in model.condition_encoder.parameters() if p.requires_grad)
+    assert all(p.grad is None for p in model.ema.parameters())
+
+
 def test_bad_sample_requests_raise_clear_errors():
     model = make_diffusion()
     with pytest.raises(SamplingError, match="at least one prompt") as exc:
