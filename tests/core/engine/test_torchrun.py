@@ -63,8 +63,10 @@ CONTRASTIVE = {
     "train": TRAIN,
 }
 # The engine API under torchrun, as the CLI's `train` calls it.
+# A freed group's gloo threads end asynchronously, so they get a few seconds; a group that is
+# still referenced keeps them for good.
 SCRIPT = """
-import os, sys
+import os, sys, time
 from modalforge.engine import seed_everything, train
 from modalforge.pipeline import build_pipeline
 from modalforge.spec import load_spec
@@ -74,7 +76,17 @@ seed_everything(spec.seed)
 train(build_pipeline(spec), sys.argv[2])
 tasks = "/proc/self/task"
 if os.path.isdir(tasks):  # the process group's threads are gone (see Trainer.close())
-    names = [open(f"{tasks}/{t}/comm").read().strip() for t in os.listdir(tasks)]
+    deadline = time.monotonic() + 10
+    while True:
+        names = []
+        for t in os.listdir(tasks):
+            try:
+                names.append(open(f"{tasks}/{t}/comm").read().strip())
+            except FileNotFoundError:  # the thread ended while listing
+                pass
+        if not any("gloo" in n for n in names) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     print("threads after train:", names)
 """
 
