@@ -24,8 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+from modalforge.engine.gather import is_active
 
 
 @dataclass
@@ -132,25 +135,15 @@ class VectorQuantizer(nn.Module):
         return num_dead.float()
 
 
-def _distributed() -> bool:
-    import torch.distributed as dist
-
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
 def _sum_over_processes(t: Tensor) -> Tensor:
-    if _distributed():
-        import torch.distributed as dist
-
+    if is_active():
         t = t.contiguous()
         dist.all_reduce(t)
     return t
 
 
 def _from_first_process(t: Tensor) -> Tensor:
-    if _distributed():
-        import torch.distributed as dist
-
+    if is_active():
         t = t.contiguous()
         dist.broadcast(t, src=0)
     return t
