@@ -1,6 +1,9 @@
 """Atomic file writes: write to a temporary file in the same folder, fsync, then rename.
 
-A crash or a full disk mid-write leaves the previous file intact, never a half-written one.
+A crash or a full disk mid-write leaves the previous file intact, never a half-written one. The
+result gets the permissions a plain ``open(path, "w")`` or ``mkdir`` would give (those of the file
+it replaces, else the process umask's), not the owner-only ones of a temporary file, so that
+colleagues sharing a run folder can read its checkpoints and reports.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ def atomic_path(path: str | Path, *, suffix: str = "") -> Iterator[Path]:
     try:
         yield tmp_path
         _fsync(tmp_path)
+        if tmp_path.exists():
+            os.chmod(tmp_path, _mode_for(path, 0o666))
         os.replace(tmp_path, path)
         _fsync_dir(path.parent)
     except BaseException:
@@ -65,6 +70,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         yield tmp
         for f in tmp.iterdir():
             _fsync(f)
+        os.chmod(tmp, _mode_for(path, 0o777))
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -85,6 +91,28 @@ def append_line(path: str | Path, line: str) -> None:
         fh.write(line.rstrip("\n") + "\n")
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def _mode_for(path: Path, full: int) -> int:
+    """The permission bits of ``path`` if it exists, else ``full`` less the process umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return full & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read by setting, then restore at once
+    os.umask(mask)
+    return mask
 
 
 def _fsync(path: Path) -> None:
