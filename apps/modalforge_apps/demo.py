@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import torch
 from modalforge import io
 from modalforge.errors import ModalforgeError
 from modalforge.spec import PipelineSpec, load_spec
+from modalforge_apps import recipes
 
 RECIPE = "digits_clip.yaml"
 TARGETS: dict[str, float] = {
@@ -39,9 +39,7 @@ class DemoResult:
 
 
 def load_recipe(overrides: list[str]) -> PipelineSpec:
-    recipe = resources.files("modalforge_apps.recipes").joinpath(RECIPE)
-    with resources.as_file(recipe) as path:
-        return load_spec(path, overrides)
+    return load_spec(recipes.recipe_path(RECIPE), overrides)
 
 
 def run_demo(out: Path, overrides: list[str]) -> DemoResult:

@@ -10,6 +10,7 @@ import pytest
 from modalforge.plugin import get_registry
 from modalforge.spec import load_spec
 from modalforge.spec.loader import validate_components
+from modalforge_apps import recipes
 from modalforge_apps.generation.config import load_config, resolve_spec
 
 RECIPES = sorted(
@@ -33,3 +34,13 @@ def test_generation_benchmark_examples_validate(path):
         spec = load_spec(resolve_spec(stage.spec, path.parent), [])
         validate_components(spec, get_registry())
     assert set(config.generators) <= set(config.stages)
+
+
+def test_recipe_names_resolve_to_the_packaged_files():
+    assert recipes.names() == RECIPES
+    path = recipes.recipe_path("digits_gan")  # ".yaml" may be left out
+    assert path == recipes.recipe_path("digits_gan.yaml") and path.is_file()
+    assert recipes.resolve("recipe:shapes_clip.yaml") == str(recipes.recipe_path("shapes_clip"))
+    assert recipes.resolve("my/spec.yaml") == "my/spec.yaml"
+    with pytest.raises(LookupError, match="no built-in recipe 'nope'; there are: digits_"):
+        recipes.recipe_path("nope")

@@ -129,13 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_lazy("modalforge_apps.cli.bench_cmd", "cmd_bench"))
 
     p = sub.add_parser("generate", help="sample a trained generator; optionally rerank by CLIP")
-    p.add_argument("spec", help="generator pipeline spec (YAML)")
+    p.add_argument("spec", type=spec_path, help="generator pipeline spec (YAML, or recipe:NAME)")
     p.add_argument("prompts", nargs="+", metavar="PROMPT", help="text prompts, one row each")
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="run folder or checkpoint")
     p.add_argument("-n", type=int, default=8, help="samples per prompt (default: 8)")
     p.add_argument("--out", required=True, metavar="FILE.png", help="image grid to write")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
-    p.add_argument("--rerank", metavar="SPEC", help="reranker's spec, e.g. a CLIP's spec")
+    p.add_argument(
+        "--rerank", type=spec_path, metavar="SPEC", help="reranker's spec, e.g. a CLIP's spec"
+    )
     p.add_argument("--rerank-checkpoint", metavar="PATH", help="the reranker's trained weights")
     p.add_argument("--reranker", default="clip", help="registered reranker (default: clip)")
     p.add_argument("--keep", type=int, help="with --rerank: best samples kept per prompt")
@@ -169,8 +171,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def spec_path(value: str) -> str:
+    """A spec argument: ``recipe:NAME`` is the built-in recipe's file, anything else a path."""
+    if not value.startswith("recipe:"):
+        return value
+    from modalforge_apps import recipes
+
+    try:
+        return recipes.resolve(value)
+    except LookupError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _spec_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("spec", help="pipeline spec (YAML)")
+    p.add_argument("spec", type=spec_path, help="pipeline spec (YAML, or recipe:NAME)")
     p.add_argument(
         "overrides",
         nargs="*",

@@ -24,7 +24,6 @@ eval_clip: clip_eval           # stage of the CLIP that scores (CLIP score, R-pr
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError,
 
 from modalforge.errors import SpecError
 from modalforge.spec.loader import read_yaml
+from modalforge_apps import recipes
 
 
 class Stage(BaseModel):
@@ -105,13 +105,12 @@ def load_config(path: str | Path) -> GenBenchConfig:
 def resolve_spec(spec: str, base_dir: Path) -> Path:
     """A stage's spec file: ``recipe:NAME`` from the built-in recipes, else relative to
     ``base_dir``."""
-    if spec.startswith("recipe:"):
-        name = spec.removeprefix("recipe:")
-        path = Path(str(resources.files("modalforge_apps.recipes").joinpath(name)))
-        where = "the built-in recipes"
-    else:
-        path = Path(spec) if Path(spec).is_absolute() else base_dir / spec
-        where = str(base_dir)
+    if spec.startswith(recipes.PREFIX):
+        try:
+            return recipes.recipe_path(spec.removeprefix(recipes.PREFIX))
+        except LookupError as exc:
+            raise SpecError("stages", str(exc), hint="check the name") from None
+    path = Path(spec) if Path(spec).is_absolute() else base_dir / spec
     if not path.is_file():
-        raise SpecError("stages", f"spec {spec!r} not found in {where}", hint="check the name")
+        raise SpecError("stages", f"spec {spec!r} not found in {base_dir}", hint="check the name")
     return path

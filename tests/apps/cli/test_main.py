@@ -122,3 +122,36 @@ def test_overrides_after_options(toy_host, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["check", str(path), "--bogus"])
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_a_built_in_recipe_is_named_recipe_colon_name(capsys):
+    assert main(["check", "recipe:digits_gan.yaml", "train.epochs=1"]) == 0
+    out = capsys.readouterr().out
+    assert "generator: text_gan" in out and "digits_gan.yaml is valid" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check", "recipe:digits_nope.yaml"],
+        ["generate", "recipe:digits_nope.yaml", "a seven", "--checkpoint", "x", "--out", "g.png"],
+        [
+            "generate",
+            "g.yaml",
+            "a seven",
+            "--checkpoint",
+            "x",
+            "--out",
+            "g.png",
+            "--rerank",
+            "recipe:digits_nope.yaml",
+        ],
+    ],
+)
+def test_an_unknown_recipe_exits_2_naming_the_available_ones(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "no built-in recipe 'digits_nope.yaml'" in err and "digits_gan.yaml" in err
+    assert "Traceback" not in err

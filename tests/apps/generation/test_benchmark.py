@@ -81,7 +81,14 @@ def test_genbench_trains_stages_judges_and_reuses(tmp_path, capsys):
     [
         ({"generators": ["nope"]}, "'nope' is not a stage"),
         ({"judge": "faces"}, "judge.name"),
-        ({"stages": {"gan": {"spec": "recipe:nope.yaml"}}, "generators": ["gan"]}, "not found"),
+        (
+            {"stages": {"gan": {"spec": "recipe:nope.yaml"}}, "generators": ["gan"]},
+            "no built-in recipe 'nope.yaml'",
+        ),
+        (
+            {"stages": {"gan": {"spec": "nope.yaml"}}, "generators": ["gan"]},
+            "'nope.yaml' not found",
+        ),
     ],
 )
 def test_bad_benchmark_files_are_clear_errors(tmp_path, capsys, change, message):
