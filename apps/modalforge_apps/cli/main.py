@@ -11,6 +11,8 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
+from modalforge_apps import recipes
+
 EXIT_USER_ERROR = 2
 
 Handler = Callable[[argparse.Namespace], int]
@@ -173,10 +175,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def spec_path(value: str) -> str:
     """A spec argument: ``recipe:NAME`` is the built-in recipe's file, anything else a path."""
-    if not value.startswith("recipe:"):
-        return value
-    from modalforge_apps import recipes
-
     try:
         return recipes.resolve(value)
     except LookupError as exc:

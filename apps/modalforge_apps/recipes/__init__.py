@@ -19,10 +19,11 @@ def names() -> list[str]:
 def recipe_path(name: str) -> Path:
     """The file of built-in recipe ``name`` (``.yaml`` may be left out); ``LookupError`` naming
     the available ones if there is none."""
+    available = names()
     for candidate in (name, f"{name}.yaml"):
-        if candidate in names():
+        if candidate in available:
             return Path(str(resources.files(__name__).joinpath(candidate)))
-    raise LookupError(f"no built-in recipe {name!r}; there are: {', '.join(names())}")
+    raise LookupError(f"no built-in recipe {name!r}; there are: {', '.join(available)}")
 
 
 def resolve(spec: str) -> str:
