@@ -12,18 +12,23 @@ Run: ``.venv/bin/python benchmarks/step_overhead.py [--recipe digits_clip.yaml] 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
 from modalforge.engine import Trainer, seed_everything
 from modalforge.pipeline import build_pipeline
 from modalforge.spec import load_spec
+
+K = TypeVar("K")
 
 
 def load(recipe: str, overrides: list[str]):  # noqa: ANN201
@@ -100,20 +105,43 @@ def handwritten(spec, steps: int) -> float:  # noqa: ANN001
     return time.perf_counter() - start
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--recipe", default="digits_clip.yaml")
-    ap.add_argument("--steps", type=int, nargs=2, default=(10, 40), metavar=("N1", "N2"))
-    ap.add_argument("--repeats", type=int, default=3)
+def arguments(doc: str, recipe: str, steps: tuple[int, int], repeats: int) -> argparse.Namespace:
+    """The command line shared by the step-timing benchmarks: ``--recipe``, ``--steps N1 N2``,
+    ``--repeats`` and spec overrides."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--recipe", default=recipe)
+    ap.add_argument("--steps", type=int, nargs=2, default=steps, metavar=("N1", "N2"))
+    ap.add_argument("--repeats", type=int, default=repeats)
     ap.add_argument("overrides", nargs="*")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def per_step_seconds(
+    sides: dict[K, Callable[[int], float]], steps: tuple[int, int], repeats: int
+) -> dict[K, list[float]]:
+    """Seconds per step of each side (a function: steps → seconds), once per repeat; sides
+    alternate so that a slow spell of the machine hits them alike."""
+    n1, n2 = steps
+    out: dict[K, list[float]] = {name: [] for name in sides}
+    for _ in range(repeats):
+        for name, run in sides.items():
+            t1, t2 = run(n1), run(n2)
+            out[name].append((t2 - t1) / (n2 - n1))
+    return out
+
+
+def main() -> None:
+    args = arguments(__doc__, "digits_clip.yaml", (10, 40), 3)
     spec = load(args.recipe, args.overrides)
     n1, n2 = args.steps
-    per_step: dict[str, list[float]] = {"framework": [], "hand-written": []}
-    for _ in range(args.repeats):
-        for name, fn in (("framework", framework), ("hand-written", handwritten)):
-            t1, t2 = fn(spec, n1), fn(spec, n2)
-            per_step[name].append((t2 - t1) / (n2 - n1))
+    per_step = per_step_seconds(
+        {
+            "framework": functools.partial(framework, spec),
+            "hand-written": functools.partial(handwritten, spec),
+        },
+        (n1, n2),
+        args.repeats,
+    )
     # best-of-N, as timeit does: the least-disturbed run of each side; the median is shown too
     fw, hw = min(per_step["framework"]), min(per_step["hand-written"])
     med = {k: statistics.median(v) for k, v in per_step.items()}

@@ -11,26 +11,18 @@ Run: ``.venv/bin/python benchmarks/train_threads.py --recipe shapes_dalle.yaml [
 
 from __future__ import annotations
 
-import argparse
+import functools
 import statistics
 
-from step_overhead import framework, load
+from step_overhead import arguments, framework, load, per_step_seconds
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--recipe", default="shapes_dalle.yaml")
-    ap.add_argument("--steps", type=int, nargs=2, default=(5, 25), metavar=("N1", "N2"))
-    ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("overrides", nargs="*")
-    args = ap.parse_args()
+    args = arguments(__doc__, "shapes_dalle.yaml", (5, 25), 2)
     specs = {n: load(args.recipe, [*args.overrides, f"train.num_threads={n}"]) for n in (1, 2)}
     n1, n2 = args.steps
-    per_step: dict[int, list[float]] = {1: [], 2: []}
-    for _ in range(args.repeats):
-        for threads, spec in specs.items():
-            t1, t2 = framework(spec, n1), framework(spec, n2)
-            per_step[threads].append((t2 - t1) / (n2 - n1))
+    sides = {n: functools.partial(framework, spec) for n, spec in specs.items()}
+    per_step = per_step_seconds(sides, (n1, n2), args.repeats)
     batch = specs[1].data.batch_size
     print(f"recipe {args.recipe}, batch {batch}, steps {n1}->{n2}, {args.repeats} repeats")
     for threads, values in per_step.items():
