@@ -17,6 +17,7 @@ from torch import Tensor
 
 from modalforge.errors import CheckpointError
 from modalforge.weights import check_weights_file
+from modalforge.weights import read_state_dict as read_state_dict_file
 
 TEXT_KEYS = (
     "token_embedding.",
@@ -29,42 +30,32 @@ TEXT_KEYS = (
 
 def read_state_dict(path: str, field: str) -> dict[str, Tensor]:
     """Tensors of a ``.safetensors`` file or a ``torch.save``d state dict (loaded with
-    ``weights_only=True``); OpenAI's TorchScript ``.pt`` archives are read with ``torch.jit``."""
-    p = check_weights_file(
-        path, field, hint="give a local .safetensors or .pt file holding CLIP (text tower) weights"
-    )
+    ``weights_only=True``, see :func:`modalforge.weights.read_state_dict`); OpenAI's TorchScript
+    ``.pt`` archives are read with ``torch.jit``."""
+    hint = "give a local .safetensors or .pt file holding CLIP (text tower) weights"
+    p = check_weights_file(path, field, hint=hint)
+    if not _is_torchscript(p):
+        return read_state_dict_file(p, field, hint=hint)
     try:
-        if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(p))
-        if _is_torchscript(p):  # OpenAI's released checkpoints are TorchScript archives
-            with warnings.catch_warnings():  # torch.jit is deprecated, but reads them
-                warnings.simplefilter("ignore", FutureWarning)
-                obj = torch.jit.load(str(p), map_location="cpu").state_dict()
-        else:
-            obj = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch.jit is deprecated, but reads them
+            warnings.simplefilter("ignore", FutureWarning)
+            return dict(torch.jit.load(str(p), map_location="cpu").state_dict())
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
         raise CheckpointError(
-            f"{field}: cannot read {path}: {exc}",
+            f"{field}: cannot read TorchScript archive {path}: {exc}",
             hint="the file must be a safetensors file or a torch.save()d state dict",
         ) from exc
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-        obj = obj["state_dict"]
-    if not isinstance(obj, Mapping) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise CheckpointError(
-            f"{field}: {path} does not hold a state dict (a mapping of names to tensors)",
-            hint="save the weights with torch.save(model.state_dict(), path) or safetensors",
-        )
-    return dict(obj)
 
 
 def _is_torchscript(path: Path) -> bool:
     """A ``torch.jit.save``d archive: a zip holding compiled ``code/``."""
     if not zipfile.is_zipfile(path):
         return False
-    with zipfile.ZipFile(path) as archive:
-        return any("/code/" in name for name in archive.namelist())
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any("/code/" in name for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):  # a damaged archive: the state-dict reader says so
+        return False
 
 
 def text_tower_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:

@@ -25,7 +25,7 @@ from modalforge.contracts import Encoder, FeatureSpec
 from modalforge.deps import require
 from modalforge.errors import CheckpointError, SpecError
 from modalforge.modality import Modality, ModalityKind
-from modalforge.weights import check_weights_file
+from modalforge.weights import check_weights_file, inspect_weights
 from modalforge_clip.cache import PAIR_CACHE, file_key
 from modalforge_clip.preprocess import OpenClipImagePreprocess, OpenClipTokenize
 
@@ -174,12 +174,11 @@ def _model_config(open_clip: Any, model_name: str, field: str) -> dict[str, Any]
 
 
 def _check_checkpoint(checkpoint: str, field: str) -> Path:
-    return check_weights_file(
-        checkpoint,
-        field,
-        what="checkpoint",
-        hint="give the local weights file of this open_clip model (.safetensors or .pt)",
-    )
+    """The checkpoint's path, once it is known to be a readable state dict (before any build)."""
+    hint = "give the local weights file of this open_clip model (.safetensors or .pt)"
+    path = check_weights_file(checkpoint, field, what="checkpoint", hint=hint)
+    inspect_weights(path, field, what="checkpoint", hint=hint)
+    return path
 
 
 def _load(open_clip: Any, model_name: str, path: Path, field: str) -> nn.Module:

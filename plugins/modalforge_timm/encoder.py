@@ -15,7 +15,7 @@ from modalforge.deps import require
 from modalforge.errors import CheckpointError, SpecError
 from modalforge.modality import Modality, ModalityKind
 from modalforge_timm.lock import lock_groups, set_eval
-from modalforge_timm.weights import check_weights_cover, check_weights_file
+from modalforge_timm.weights import check_weights_cover, check_weights_file, precheck_cover
 
 
 class TimmEncoder(Encoder):
@@ -62,8 +62,9 @@ class TimmEncoder(Encoder):
                 "an encoder needs pooled features",
                 hint="leave global_pool unset for the model's default, or use 'avg'",
             )
-        if weights_file is not None:
-            check_weights_file(weights_file, f"{field}.weights_file")
+        file_keys = None
+        if weights_file is not None:  # readable and a state dict, before anything is built
+            file_keys = check_weights_file(weights_file, f"{field}.weights_file")
         _check_lock(field, freeze, unlocked_groups, freeze_bn_stats)
         if proj_dim is not None and proj_dim <= 0:
             raise SpecError(f"{field}.proj_dim", f"must be positive, got {proj_dim}")
@@ -81,6 +82,22 @@ class TimmEncoder(Encoder):
         if weights_file is not None:
             kwargs["pretrained_cfg_overlay"] = {"file": str(weights_file)}
         size = _size_for(modality, img_size)
+        if file_keys is not None:
+            bare = {k: v for k, v in kwargs.items() if k != "pretrained_cfg_overlay"}
+            precheck_cover(
+                lambda: _create(
+                    timm,
+                    model_name,
+                    {**bare, "pretrained": False},
+                    size,
+                    explicit=img_size is not None,
+                    field=field,
+                    weights_file=None,
+                ),
+                file_keys,
+                weights_file,
+                f"{field}.weights_file",
+            )
         self.model = _create(
             timm,
             model_name,
@@ -90,8 +107,8 @@ class TimmEncoder(Encoder):
             field=field,
             weights_file=weights_file,
         )
-        if weights_file is not None:
-            check_weights_cover(self.model, weights_file, f"{field}.weights_file")
+        if file_keys is not None:
+            check_weights_cover(self.model, file_keys, weights_file, f"{field}.weights_file")
         if grad_checkpointing:
             if not hasattr(self.model, "set_grad_checkpointing"):
                 raise SpecError(

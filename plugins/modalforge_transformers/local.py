@@ -15,6 +15,7 @@ from typing import Any
 
 from modalforge.deps import require
 from modalforge.errors import CheckpointError, SpecError
+from modalforge.weights import inspect_weights
 
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -48,15 +49,65 @@ def check_model_dir(model_dir: str, field: str) -> Path:
             hint="save the model with `model.save_pretrained(folder)` (and its tokenizer with "
             "`tokenizer.save_pretrained(folder)`)",
         )
+    _read_config(path / "config.json", field)
     return path
+
+
+def _read_config(file: Path, field: str) -> dict[str, Any]:
+    """``config.json`` as a mapping, or a :class:`SpecError` naming the file."""
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SpecError(
+            field,
+            f"{file} is not valid JSON ({_first_line(exc)})",
+            hint="save the model again with `model.save_pretrained(folder)`",
+        ) from None
+    if not isinstance(config, dict):
+        raise SpecError(
+            field,
+            f"{file} holds a JSON {type(config).__name__}, not a model config (an object)",
+            hint="save the model again with `model.save_pretrained(folder)`",
+        )
+    return config
+
+
+def check_weight_files(path: Path, field: str) -> None:
+    """Check the folder's weight files (single or sharded, safetensors or ``.bin``) before
+    transformers reads them: an empty, truncated or pickled file is a :class:`CheckpointError`
+    naming it. Files are read by :mod:`modalforge.weights` (never unpickled)."""
+    hint = "save the model again with `model.save_pretrained(folder)`"
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        index = path / f"{name}.index.json"
+        if (path / name).exists():
+            inspect_weights(path / name, field, hint=hint)
+        elif index.is_file():
+            for shard in _shards(index, field):
+                if not (path / shard).is_file():
+                    raise CheckpointError(
+                        f"{field}: shard {shard} listed in {index} is missing", hint=hint
+                    )
+                inspect_weights(path / shard, field, hint=hint)
+
+
+def _shards(index: Path, field: str) -> list[str]:
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        return sorted(set(weight_map.values()))
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointError(
+            f"{field}: {index} is not a valid shard index ({_first_line(exc)})",
+            hint="save the model again with `model.save_pretrained(folder)`",
+        ) from None
 
 
 def model_type(path: Path) -> str:
     """The ``model_type`` recorded in the folder's ``config.json``."""
     try:
-        return str(json.loads((path / "config.json").read_text()).get("model_type", ""))
+        config = json.loads((path / "config.json").read_text())
     except (OSError, ValueError):
         return ""
+    return str(config.get("model_type", "")) if isinstance(config, dict) else ""
 
 
 @contextlib.contextmanager
@@ -82,6 +133,7 @@ def load_model(path: Path, field: str, cls: Any = None) -> Any:
     """
     transformers = transformers_module()
     cls = cls or transformers.AutoModel
+    check_weight_files(path, field)
     try:
         with quiet_transformers():
             model, info = _from_pretrained(cls, path)

@@ -157,12 +157,26 @@ def read_state(folder: str | Path) -> dict[str, Any]:
             f"reads up to {FORMAT_VERSION}",
             hint="upgrade modalforge to read this checkpoint",
         )
-    for key in ("step", "epoch", "files"):
+    for key, ok, want in (
+        ("step", _count, "a whole number >= 0"),
+        ("epoch", _count, "a whole number >= 0"),
+        ("files", lambda v: isinstance(v, dict), "an object of file hashes"),
+    ):
         if key not in state:
             raise CheckpointError(
                 f"{path} is corrupt: field {key!r} is missing", hint="use an earlier checkpoint"
             )
+        if not ok(state[key]):
+            raise CheckpointError(
+                f"{path} is corrupt: field {key!r} is {state[key]!r}, not {want}",
+                hint="use an earlier checkpoint (state.json is written by modalforge; do not "
+                "edit it)",
+            )
     return state
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def verify_file(path: Path, state: dict[str, Any]) -> None:

@@ -155,3 +155,18 @@ def test_an_unknown_recipe_exits_2_naming_the_available_ones(argv, capsys):
     err = capsys.readouterr().err
     assert "no built-in recipe 'digits_nope.yaml'" in err and "digits_gan.yaml" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00" * 64])
+def test_a_damaged_weights_file_exits_2_naming_the_param(tmp_path, capsys, content):
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(content)
+    argv = [
+        "check",
+        "recipe:digits_classifier",
+        f"model.encoders.image.params.weights_file={weights}",
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: model.encoders.image.params.weights_file: weights file ")
+    assert "Traceback" not in err and "internal error" not in err

@@ -225,6 +225,18 @@ def test_corrupt_state_json(tmp_path):
         load_checkpoint(path, model=Net())
 
 
+@pytest.mark.parametrize(
+    ("key", "value"), [("step", "abc"), ("epoch", -1), ("step", True), ("files", [1])]
+)
+def test_a_state_json_field_of_the_wrong_type_is_corrupt(tmp_path, key, value):
+    path, _ = _save(tmp_path)
+    state = json.loads((path / "state.json").read_text())
+    state[key] = value
+    (path / "state.json").write_text(json.dumps(state))
+    with pytest.raises(CheckpointError, match=rf"state\.json is corrupt: field '{key}' is "):
+        load_checkpoint(path, model=Net())
+
+
 def test_architecture_mismatch_lists_keys_and_shapes(tmp_path):
     _save(tmp_path)
     with pytest.raises(CheckpointError) as info:

@@ -138,8 +138,27 @@ def test_missing_or_foreign_weights_file(tmp_path):
     with pytest.raises(SpecError, match=r"params\.weights_file: weights file .* does not exist"):
         ClipTextEncoder(IDS, **SIZES, weights_file=str(tmp_path / "none.safetensors"))
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match=r"params\.weights_file: cannot read"):
+    with pytest.raises(CheckpointError, match=r"params\.weights_file: .*junk\.pt is not a PyTorch"):
         ClipTextEncoder(IDS, **SIZES, weights_file=str(tmp_path / "junk.pt"))
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [(b"", "is empty"), ("half", "is truncated or corrupt"), ([1, 2], "holds a list")],
+)
+def test_a_damaged_weights_file_says_what_is_wrong(tmp_path, content, expected):
+    path = tmp_path / "w.pt"
+    if content == "half":
+        torch.save(_open_clip_model().state_dict(), path)
+        path.write_bytes(path.read_bytes()[:5000])
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save(content, path)
+    with pytest.raises(
+        CheckpointError, match=rf"^model\.encoders\.text\.params\.weights_file: .*{expected}"
+    ):
+        ClipTextEncoder(IDS, **SIZES, weights_file=str(path))
 
 
 def test_padding_after_the_end_token_does_not_change_the_embedding():

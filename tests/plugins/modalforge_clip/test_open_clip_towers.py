@@ -151,6 +151,20 @@ def test_missing_checkpoint_names_the_param(tmp_path):
         OpenClipTextEncoder(IDS, model_name=name, checkpoint=str(tmp_path / "none.pt"))
 
 
+@pytest.mark.parametrize("cut", [0, 100, "half"])
+def test_an_empty_or_truncated_checkpoint_is_refused_before_building(tmp_path, cut):
+    name, model = _local_model(tmp_path / "cfg")
+    path = tmp_path / "w.safetensors"
+    _save(model, path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2 if cut == "half" else cut])
+    expected = "is empty" if cut == 0 else "is truncated or corrupt"
+    with pytest.raises(
+        CheckpointError, match=rf"^model\.encoders\.image\.params\.checkpoint: .*{expected}"
+    ):
+        OpenClipImageEncoder(PIXELS, model_name=name, checkpoint=str(path))
+
+
 def test_without_open_clip_installed_the_error_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "open_clip", None)  # makes `import open_clip` fail
     with pytest.raises(MissingDependencyError, match="pip install open-clip-torch"):

@@ -97,12 +97,59 @@ def test_missing_weights_file_is_a_spec_error_naming_the_param(tmp_path):
         TimmEncoder(GRAY, model_name="test_resnet", weights_file=str(tmp_path / "nope.safetensors"))
 
 
-def test_weights_of_another_architecture_are_rejected(tmp_path):
+def test_weights_of_another_architecture_are_rejected(tmp_path, caplog):
     from safetensors.torch import save_file
 
     save_file(_reference("test_vit", 1).state_dict(), str(tmp_path / "vit.safetensors"))
-    with pytest.raises(CheckpointError, match=r"weights_file.*vit\.safetensors"):
+    with pytest.raises(
+        CheckpointError, match=r"weights_file.*vit\.safetensors lacks 90 of .*holds blocks\.0"
+    ):
         TimmEncoder(GRAY, model_name="test_resnet", weights_file=str(tmp_path / "vit.safetensors"))
+    # refused before timm's loader runs, which would first log every unexpected key
+    assert not [r for r in caplog.records if "Unexpected keys" in r.getMessage()]
+
+
+def _damaged(tmp_path, kind: str):
+    ref = _reference("test_resnet", 1).state_dict()
+    if kind == "empty":
+        path = tmp_path / "w.safetensors"
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        from safetensors.torch import save_file
+
+        path = tmp_path / "w.safetensors"
+        save_file(ref, str(path))
+        path.write_bytes(path.read_bytes()[:1000])
+    elif kind == "not a state dict":
+        path = tmp_path / "w.pth"
+        torch.save([1, 2, 3], path)
+    else:  # a whole pickled model: weights_only refuses it, so it is never unpickled
+        path = tmp_path / "w.pth"
+        torch.save(_reference("test_resnet", 1), path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("empty", "is empty"),
+        ("truncated", "is truncated or corrupt"),
+        ("not a state dict", "holds a list, not a state dict"),
+        ("pickled model", "holds pickled Python objects"),
+    ],
+)
+def test_a_damaged_weights_file_is_a_checkpoint_error_naming_the_param(tmp_path, kind, expected):
+    path = _damaged(tmp_path, kind)
+    with pytest.raises(
+        CheckpointError, match=rf"^model\.encoders\.image\.params\.weights_file: .*{expected}"
+    ):
+        TimmEncoder(GRAY, model_name="test_resnet", weights_file=str(path))
+
+
+def test_a_folder_given_as_weights_file_is_named_a_folder(tmp_path):
+    (tmp_path / "w.safetensors").mkdir()
+    with pytest.raises(SpecError, match=r"weights_file: weights file .* is a folder, not a file"):
+        TimmEncoder(GRAY, model_name="test_resnet", weights_file=str(tmp_path / "w.safetensors"))
 
 
 def test_unknown_model_name_lists_close_matches():

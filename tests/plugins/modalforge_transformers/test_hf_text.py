@@ -145,6 +145,39 @@ def test_missing_folder_and_folder_without_a_model(tmp_path):
         HFTextEncoder(CAPTIONS, str(tmp_path))
 
 
+def _copy_with(bert_dir, folder, fix):
+    shutil.copytree(bert_dir, folder)
+    fix(folder)
+    return str(folder)
+
+
+def _pickled_bin(folder):
+    (folder / "model.safetensors").unlink()
+    torch.save({"weights": torch.nn.Linear(2, 2)}, folder / "pytorch_model.bin")
+
+
+@pytest.mark.parametrize(
+    ("fix", "error", "expected"),
+    [
+        (lambda f: (f / "model.safetensors").write_bytes(b""), CheckpointError, "is empty"),
+        (
+            lambda f: (f / "model.safetensors").write_bytes(
+                (f / "model.safetensors").read_bytes()[:3000]
+            ),
+            CheckpointError,
+            "model.safetensors is truncated or corrupt",
+        ),
+        (_pickled_bin, CheckpointError, "pytorch_model.bin holds pickled Python objects"),
+        (lambda f: (f / "config.json").write_text("[1]"), SpecError, "holds a JSON list"),
+        (lambda f: (f / "config.json").write_text("{oops"), SpecError, "is not valid JSON"),
+    ],
+)
+def test_a_damaged_model_folder_names_the_file(bert_dir, tmp_path, fix, error, expected):
+    folder = _copy_with(bert_dir, tmp_path / "damaged", fix)
+    with pytest.raises(error, match=rf"^{FIELD}\.model_dir: .*{expected}"):
+        HFTextEncoder(CAPTIONS, folder, max_length=8)
+
+
 def test_captions_need_the_folders_tokenizer(bert_dir, tmp_path):
     folder = tmp_path / "model_only"
     shutil.copytree(bert_dir, folder, ignore=shutil.ignore_patterns("tokenizer*", "vocab*"))
