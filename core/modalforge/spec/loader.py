@@ -6,37 +6,73 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
-import yaml
 
 from modalforge.errors import SpecError
 from modalforge.registry import Registry
 from modalforge.spec.params import spec_error_from_pydantic, validate_params
+from modalforge.spec.safe_yaml import parse_yaml
 from modalforge.spec.schema import PipelineSpec
+
+#: largest spec file read (a spec is a few KB; a bench grid a few dozen)
+MAX_SPEC_BYTES = 1 << 20
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """The YAML mapping in ``path``, or a :class:`SpecError` naming the file, line and column."""
+    """The YAML mapping in ``path``, or a :class:`SpecError` naming the file, line and column.
+
+    Parsed by :func:`~modalforge.spec.safe_yaml.parse_yaml`: duplicate or non-string keys, very
+    deep nesting and alias bombs are errors; files over 1 MiB, binary files and files that are
+    not UTF-8 are refused before parsing.
+    """
     path = Path(path)
+    source = str(path)
+    if path.is_dir():
+        raise SpecError(source, "is a folder, not a spec file", hint="pass the YAML file inside it")
+    if not path.exists():
+        raise SpecError(source, "spec file not found", hint="check the path")
+    if not path.is_file():
+        raise SpecError(source, "is not a regular file", hint="pass a YAML file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(str(path), "spec file not found", hint="check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(str(path), f"cannot read spec file: {exc}") from None
+        size = path.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise SpecError(
+                source,
+                f"is {size / 2**20:.1f} MiB; a spec file may be at most "
+                f"{MAX_SPEC_BYTES // 2**20} MiB",
+                hint="a spec names components and values; keep data (captions, tables) in data "
+                "files that a data set reads",
+            )
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SpecError(source, f"cannot read spec file: {exc}") from None
+    return _as_mapping(parse_yaml(_decode(data, source), source), source, empty=not data.strip())
+
+
+def _decode(data: bytes, source: str) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise SpecError(source, "is UTF-16 text", hint="save the file as UTF-8")
+    if b"\x00" in data:
+        raise SpecError(source, "is a binary file, not YAML text", hint="pass a YAML spec file")
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
         raise SpecError(
-            str(path),
-            f"invalid YAML at {where}{problem}",
-            hint="fix the YAML syntax (indentation, quotes, colons)",
+            source,
+            f"is not UTF-8 text (byte {exc.start}: {data[exc.start : exc.start + 1]!r})",
+            hint="save the file as UTF-8, or check that it is the YAML spec",
         ) from None
+
+
+def _as_mapping(data: Any, source: str, *, empty: bool) -> dict[str, Any]:  # noqa: ANN401
+    if empty or data is None:
+        raise SpecError(
+            source,
+            "is empty" if empty else "holds no YAML value (only comments)",
+            hint="a spec starts with `name: ...`, `data: ...`, `model: ...`",
+        )
     if not isinstance(data, dict):
         raise SpecError(
-            str(path),
+            source,
             f"a spec must be a YAML mapping, got {type(data).__name__}",
             hint="start the file with `name: ...`, `data: ...`, `model: ...`",
         )
@@ -44,60 +80,82 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Set ``a.b.c=value`` entries (value parsed as YAML) into a copy of ``data``."""
+    """Set ``a.b.c=value`` entries (value parsed as YAML) into a copy of ``data``.
+
+    Values are parsed like spec files (no duplicate keys, bounded depth and aliases); a value
+    that is not valid YAML is taken as a plain string.
+    """
     import copy
 
     data = copy.deepcopy(data)
     for item in overrides:
         key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise SpecError(
                 item,
                 "override must look like `a.b.c=value`",
                 hint="e.g. `train.epochs=5` or `model.head.params.dropout=0.1`",
             )
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        parts = key.strip().split(".")
+        parts = key.split(".")
+        if any(not p.strip() for p in parts):
+            raise SpecError(
+                item,
+                f"the field path {key!r} has an empty part (a leading, trailing or double dot)",
+                hint="write the path with single dots, e.g. `model.head.params.dropout=0.1`",
+            )
+        value = parse_yaml(raw, f"override {key}", lenient=True) if raw.strip() else ""
         node: Any = data
         for i, part in enumerate(parts[:-1]):
-            node = _child(node, part, ".".join(parts[: i + 1]))
+            node = _child(node, part, ".".join(parts[: i + 1]), key)
         _assign(node, parts[-1], value, key)
     return data
 
 
-def _child(node: Any, part: str, path: str) -> Any:
+def _child(node: Any, part: str, path: str, key: str) -> Any:  # noqa: ANN401
     if isinstance(node, list):
         idx = _index(node, part, path)
         if isinstance(node[idx], str):  # `metrics: [accuracy]` → mapping form
             node[idx] = {"name": node[idx]}
-        return node[idx]
-    if not isinstance(node, dict):
+        child = node[idx]
+    elif isinstance(node, dict):
+        if isinstance(node.get(part), str):  # component shorthand `fusion: concat` → mapping
+            node[part] = {"name": node[part]}
+        if node.get(part) is None:
+            node[part] = {}
+        child = node[part]
+    else:  # pragma: no cover - _child only descends into what it returned
         raise SpecError(path, f"cannot descend into a {type(node).__name__}")
-    if isinstance(node.get(part), str):  # component shorthand `fusion: concat` → mapping form
-        node[part] = {"name": node[part]}
-    if node.get(part) is None:
-        node[part] = {}
-    return node[part]
+    if not isinstance(child, (dict, list)):
+        raise SpecError(
+            key,
+            f"{path} is {child!r} (type {type(child).__name__}), which has no fields to set",
+            hint=f"set `{path}=...` itself, or check the field path",
+        )
+    return child
 
 
-def _assign(node: Any, part: str, value: Any, path: str) -> None:
+def _assign(node: Any, part: str, value: Any, path: str) -> None:  # noqa: ANN401
     if isinstance(node, list):
         node[_index(node, part, path)] = value
-    elif isinstance(node, dict):
-        node[part] = value
     else:
-        raise SpecError(path, f"cannot set a field on a {type(node).__name__}")
+        node[part] = value
 
 
 def _index(node: list[Any], part: str, path: str) -> int:
     try:
         idx = int(part)
+        if idx < 0:
+            raise IndexError(idx)
         node[idx]
     except (ValueError, IndexError):
-        raise SpecError(path, f"{part!r} is not an index of a list of {len(node)}") from None
+        last = f"0 … {len(node) - 1}" if node else "none: the list is empty"
+        raise SpecError(
+            path,
+            f"{part!r} is not an index of a list of {len(node)}",
+            hint=f"indices: {last}; to replace the whole list write e.g. "
+            f"`{path.rsplit('.', 1)[0]}=[a, b]`",
+        ) from None
     return idx
 
 

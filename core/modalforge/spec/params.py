@@ -59,6 +59,17 @@ def validate_params(info: ComponentInfo, params: dict[str, Any], path: str) -> d
     return values
 
 
+def short_repr(value: Any, limit: int = 120) -> str:  # noqa: ANN401
+    """``repr(value)`` cut to about ``limit`` characters (an input can be a huge structure)."""
+    import reprlib
+
+    shortener = reprlib.Repr()
+    shortener.maxlevel, shortener.maxlist, shortener.maxdict = 3, 6, 6
+    shortener.maxstring = shortener.maxother = limit // 2
+    text = shortener.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def spec_error_from_pydantic(
     exc: pydantic.ValidationError,
     prefix: str,
@@ -81,7 +92,7 @@ def spec_error_from_pydantic(
             else:
                 msg = "unknown field" + _suggest_field(schema, err["loc"])
         elif "input" in err and err["type"] != "missing":
-            msg += f" (got {err['input']!r})"
+            msg += f" (got {short_repr(err['input'])})"
         lines.append(f"{path}: {msg}")
     first_path = lines[0].split(":", 1)[0] if lines else prefix
     body = lines[0].split(": ", 1)[1] if len(lines) == 1 else "\n  " + "\n  ".join(lines)

@@ -80,6 +80,25 @@ def test_grid_errors_name_the_field(tmp_path, change, expected):
     assert str(path) in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("seeds: [0]\nseeds: [1]\n", "line 2: duplicate key 'seeds' (first at line 1)"),
+        ("axes: {x: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]}\n"
+         + "".join(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}" if i else "*a"] * 20) + "]\n"
+                   for i in range(5)),
+         "expands to more than 100,000 values"),
+    ],
+    ids=["duplicate", "alias-bomb"],
+)  # fmt: skip
+def test_a_grid_file_is_read_by_the_spec_reader(tmp_path, capsys, text, expected):
+    path = tmp_path / "g.yaml"
+    path.write_text(text)
+    assert main(["bench", str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: ") and expected in err and "Traceback" not in err
+
+
 def test_base_spec_path_and_default_seeds(tmp_path):
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(_base()))
     path = tmp_path / "g.yaml"

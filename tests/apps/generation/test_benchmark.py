@@ -100,3 +100,11 @@ def test_bad_benchmark_files_are_clear_errors(tmp_path, capsys, change, message)
     assert main(["genbench", str(path), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_a_duplicate_key_in_a_benchmark_file_names_its_line(tmp_path, capsys):
+    path = tmp_path / "bench.yaml"
+    path.write_text("name: x\njudge: digits\njudge: faces\n")
+    assert main(["genbench", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "line 3: duplicate key 'judge' (first at line 2)" in err and "Traceback" not in err

@@ -148,3 +148,146 @@ def test_override_into_null_component():
     data["model"]["fusion"] = None
     out = apply_overrides(data, ["model.fusion.name=sum"])
     assert out["model"]["fusion"] == {"name": "sum"}
+
+
+# ------------------------------------------------------------------ pathological YAML
+def _spec(tmp_path, text: str | bytes, name: str = "s.yaml"):
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def _laughs(levels: int = 9) -> str:
+    """The 'billion laughs' alias bomb: 9 levels of 9 aliases expand to 9**9 values."""
+    items = ['&a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    items += [f"&a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return "[" + ", ".join(items) + "]"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "name: t\nx: " + "[" * 3000 + "]" * 3000 + "\n",  # flow lists
+        "name: t\nx: " + "{a: " * 3000 + "1" + "}" * 3000 + "\n",  # flow mappings
+        "name: t\n" + "".join("  " * i + f"k{i}:\n" for i in range(300)) + "  " * 300 + "v: 1\n",
+    ],
+    ids=["lists", "mappings", "block"],
+)
+def test_very_deep_nesting_is_a_spec_error_not_a_recursion_error(tmp_path, text):
+    with pytest.raises(SpecError, match=r"s\.yaml: line \d+: nesting is deeper than 50 levels"):
+        load_spec(_spec(tmp_path, text))
+
+
+def test_an_alias_chain_that_nests_deeply_once_expanded_is_refused(tmp_path):
+    items = ["x0: &x0 [1]"] + [f"x{i}: &x{i} [*x{i - 1}]" for i in range(1, 3000)]
+    with pytest.raises(SpecError, match="deeper than 50 levels once aliases are expanded"):
+        load_spec(_spec(tmp_path, "name: t\n" + "\n".join(items) + "\n"))
+
+
+def test_an_alias_bomb_is_refused_quickly_and_in_little_memory(tmp_path):
+    import tracemalloc
+
+    path = _spec(tmp_path, yaml_text := f"name: t\nmetrics: {_laughs()}\n")
+    assert len(yaml_text) < 1000
+    tracemalloc.start()
+    try:
+        with pytest.raises(SpecError, match=r"expands to more than 100,000 values through alias"):
+            load_spec(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2**20  # expanding it would take gigabytes (9**9 values)
+    with pytest.raises(SpecError, match=r"^override metrics: expands to more than"):
+        apply_overrides(toy_spec(), [f"metrics={_laughs()}"])
+
+
+def test_aliases_and_merge_keys_that_stay_small_still_work(tmp_path):
+    text = "x: &base {epochs: 3, lr: 0.1}\ntrain:\n  <<: *base\n  lr: 0.2\ny: [*base, *base]\n"
+    from modalforge.spec.loader import read_yaml
+
+    data = read_yaml(_spec(tmp_path, text))
+    assert data["train"] == {"epochs": 3, "lr": 0.2} and data["y"] == [data["x"]] * 2
+
+
+def test_a_recursive_alias_is_refused(tmp_path):
+    with pytest.raises(SpecError, match="line 2: an alias refers to the value that contains it"):
+        load_spec(_spec(tmp_path, "name: t\na: &a [1, *a]\n"))
+
+
+def test_duplicate_keys_name_the_key_and_both_lines(tmp_path):
+    text = "name: t\ndata:\n  batch_size: 8\n  batch_size: 16\n"
+    with pytest.raises(SpecError) as exc:
+        load_spec(_spec(tmp_path, text))
+    msg = str(exc.value)
+    assert "s.yaml: line 4: duplicate key 'batch_size' (first at line 3)" in msg
+    assert "keep only the last" in msg
+    with pytest.raises(SpecError, match=r"^override train\.betas: duplicate key 'a'"):
+        apply_overrides(toy_spec(), ["train.betas={a: 1, a: 2}"])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("name: t\n1: x\n", "line 2: key 1 is an int, not a string"),
+        ("name: t\non: 3\n", "line 2: key True is a bool, not a string"),
+        ("name: t\n? [a, b]\n: c\n", r"line 2: key \['a', 'b'\] is a list, not a string"),
+    ],
+)
+def test_non_string_keys_are_refused_with_the_line(tmp_path, text, expected):
+    with pytest.raises(SpecError, match=expected):
+        load_spec(_spec(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"", "s.yaml: is empty"),
+        (b"# only a comment\n", "holds no YAML value"),
+        (bytes(range(256)) * 4, "is a binary file, not YAML text"),
+        ("name: t\n".encode("utf-16"), "is UTF-16 text"),
+        (b"name: caf\xe9\n", r"is not UTF-8 text \(byte 9"),
+    ],
+)
+def test_empty_binary_and_undecodable_files(tmp_path, content, expected):
+    with pytest.raises(SpecError, match=expected):
+        load_spec(_spec(tmp_path, content))
+
+
+def test_a_huge_file_is_refused_before_it_is_parsed(tmp_path):
+    text = "name: t\nx:\n" + "".join(f"  k{i}: {i}\n" for i in range(100_000))
+    assert len(text) > 2**20
+    with pytest.raises(SpecError, match=r"s\.yaml: is 1\.\d MiB; a spec file may be at most 1 MiB"):
+        load_spec(_spec(tmp_path, text))
+
+
+def test_a_folder_given_as_the_spec(tmp_path):
+    with pytest.raises(SpecError, match="is a folder, not a spec file"):
+        load_spec(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("a..b=1", "field path 'a..b' has an empty part"),
+        (".train.lr=1", "has an empty part"),
+        ("train.lr.=1", "has an empty part"),
+        ("metrics.-1=x", r"'-1' is not an index of a list of 1\n  fix: indices: 0 … 0"),
+        ("data.batch_size.x=1", r"data\.batch_size is 8 \(type int\), which has no fields"),
+        ("train.epochs=" + "[" * 200 + "]" * 200, "nesting is deeper than 50 levels"),
+    ],
+)
+def test_pathological_overrides(override, expected):
+    with pytest.raises(SpecError, match=expected):
+        apply_overrides(toy_spec(), [override])
+
+
+def test_a_huge_input_is_shown_shortened_in_the_error():
+    data = toy_spec(train={"epochs": list(range(100_000))})
+    with pytest.raises(SpecError) as exc:
+        parse_spec(data)
+    assert "train.epochs: Input should be a valid integer (got [0, 1, 2, 3, 4, 5, ...])" in str(
+        exc.value
+    )
