@@ -184,6 +184,7 @@ def set_aside_previous(out: Path, name: str) -> None:
     """Rerunning the demo keeps the last run as ``<out>.previous`` instead of refusing."""
     import yaml
 
+    io.check_output_dir(out, "--out")
     if not out.exists() or not any(out.iterdir()):
         return
     try:

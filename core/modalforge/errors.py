@@ -44,6 +44,10 @@ class CheckpointError(ModalforgeError):
     """A checkpoint is missing, truncated, foreign, or from a different architecture."""
 
 
+class OutputError(ModalforgeError):
+    """An output path cannot be written as asked: a file where a folder goes, or the reverse."""
+
+
 class PluginError(ModalforgeError):
     """A plugin failed to import or register."""
 

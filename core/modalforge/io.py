@@ -17,12 +17,79 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from modalforge.errors import OutputError
+
+
+def check_output_file(path: str | Path, option: str) -> Path:
+    """``path`` if a file can be written there: not an existing folder, no parent that is a file
+    (missing parent folders are created when writing). Else an :class:`OutputError` naming
+    ``option`` (e.g. ``--output``); call it before the work whose result goes there."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(
+            f"{option} {path} is a folder; it must name a file",
+            hint=f"pass a file path, e.g. {_arg(option, path / _example_name(option))}",
+        )
+    _check_parents(path, option)
+    return path
+
+
+def check_output_dir(path: str | Path, option: str) -> Path:
+    """``path`` if it is, or can become, a folder: not an existing file, no parent that is a
+    file. Else an :class:`OutputError` naming ``option`` (e.g. ``--out``)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(
+            f"{option} {path} is an existing file; it must name a folder",
+            hint=f"pass a folder path (e.g. {_arg(option, path.with_name(path.name + '_out'))}), "
+            "or remove the file",
+        )
+    _check_parents(path, option)
+    return path
+
+
+def _check_parents(path: Path, option: str) -> None:
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(
+                    f"{option} {path}: {parent} is a file, so no folder can be made inside it",
+                    hint=f"choose a path outside {parent}",
+                )
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise OutputError(
+                    f"{option} {path}: no permission to write in {parent}",
+                    hint="choose a folder you can write to",
+                )
+            return
+
+
+def _arg(option: str, path: Path) -> str:
+    """``--out PATH`` for a command-line option, ``output_dir=PATH`` for a spec field."""
+    return f"{option} {path}" if option.startswith("-") else f"{option}={path}"
+
+
+def _example_name(option: str) -> str:
+    return "grid.png" if option == "--out" else "results.json"
+
+
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        _check_parents(path, "output")
+        raise
+
 
 @contextmanager
 def atomic_path(path: str | Path, *, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically."""
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
+
+    An existing folder at ``path``, or a file where a parent folder should be, is an
+    :class:`OutputError` (raised before anything is written)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_output_file(path, "output")
+    _make_parent(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -61,10 +128,12 @@ def write_with(path: str | Path, writer: Callable[[Path], None]) -> None:
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success it is renamed to ``path``.
 
-    An existing ``path`` is replaced only after the new folder is complete.
+    An existing ``path`` is replaced only after the new folder is complete; an existing *file*
+    at ``path`` is an :class:`OutputError` (a folder never silently replaces a file).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_output_dir(path, "output")
+    _make_parent(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         yield tmp

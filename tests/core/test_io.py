@@ -73,3 +73,44 @@ def test_replacing_keeps_the_existing_permissions(tmp_path, umask_027):
 def test_the_umask_is_read_without_changing_it(umask_027):
     assert io._umask() == 0o027
     assert io._umask() == 0o027
+
+
+# ------------------------------------------------------------------ output paths
+def test_an_output_file_cannot_be_a_folder_or_sit_under_a_file(tmp_path):
+    from modalforge.errors import OutputError
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(OutputError, match=r"^--output .*d is a folder; it must name a file"):
+        io.check_output_file(tmp_path / "d", "--output")
+    with pytest.raises(OutputError, match=r"f is a file, so no folder can be made inside it"):
+        io.check_output_file(tmp_path / "f" / "a" / "m.json", "--output")
+    assert (
+        io.check_output_file(tmp_path / "new" / "m.json", "--output") == tmp_path / "new" / "m.json"
+    )
+    with pytest.raises(OutputError, match="is a folder"):  # the atomic writer checks too
+        io.write_json(tmp_path / "d", {"a": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "f"]  # no temporary left behind
+
+
+def test_an_output_folder_never_replaces_a_file(tmp_path):
+    from modalforge.errors import OutputError
+
+    (tmp_path / "f").write_text("keep")
+    with pytest.raises(OutputError, match=r"^out_dir .*f is an existing file; it must name a fold"):
+        io.check_output_dir(tmp_path / "f", "out_dir")
+    with pytest.raises(OutputError, match=r"out_dir=.*f_out"):  # a spec field's fix reads as one
+        io.check_output_dir(tmp_path / "f", "out_dir")
+    with pytest.raises(OutputError, match="is an existing file"):
+        with io.atomic_dir(tmp_path / "f") as tmp:
+            (tmp / "x").write_text("new")
+    assert (tmp_path / "f").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
+
+
+def test_an_output_where_the_folder_is_not_writable(tmp_path, monkeypatch):
+    from modalforge.errors import OutputError
+
+    monkeypatch.setattr(io.os, "access", lambda path, mode: False)  # as root every path is
+    with pytest.raises(OutputError, match=r"no permission to write in"):
+        io.check_output_dir(tmp_path / "run", "--out")

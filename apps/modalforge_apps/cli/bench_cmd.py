@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 RAY_OPTIONS = ("ray_address", "ray_cpus_per_cell", "ray_gpus_per_cell")
@@ -53,8 +52,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from modalforge_apps.bench import GridError
 
         raise GridError("bench needs --out DIR (the folder results go to; rerun it to resume)")
+    from modalforge import io
+
+    out = io.check_output_dir(args.out, "--out")
     executor = make_executor(args)  # a missing Ray fails here, before anything runs
-    out = Path(args.out)
     print(f"grid {loaded.name}: {len(loaded.cells)} cells × {len(loaded.seeds)} seeds")
     summary = run_bench(loaded, out, executor=executor)
     rows, names = write_outputs(loaded, out)

@@ -25,8 +25,10 @@ META = {"format": "pt"}
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
+    from modalforge import io
+
+    out = io.check_output_dir(args.out, "--out")  # --overwrite replaces a folder, never a file
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise ModalforgeError(
             f"{out} exists and is not empty; embed will not overwrite it",
             hint="pass another --out folder, or --overwrite to replace it",

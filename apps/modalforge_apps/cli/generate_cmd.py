@@ -103,8 +103,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.keep is not None and not args.rerank and keep != args.n:
         raise ModalforgeError("--keep needs --rerank (which samples to keep)", hint="add --rerank")
     out = Path(args.out)
+    io.check_output_file(out, "--out")  # a folder, or a parent that is a file: before sampling
     if out.suffix.lower() != ".png":
         raise ModalforgeError(f"--out {out} must name a .png file", hint="e.g. --out grid.png")
+    record_file = out.with_suffix(".json")
+    if record_file.is_dir():
+        raise ModalforgeError(
+            f"--out {out}: the sampling record goes to {record_file}, which is a folder",
+            hint="choose another --out name, or remove that folder",
+        )
 
     trained = load_trained(args.spec, args.checkpoint, list(args.overrides))
     model = trained.model
@@ -149,7 +156,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         f", best {keep} by {args.reranker} reranking" if reranker is not None else ""
     )
     plot_sample_grid(prompts, shown.numpy(), out, scores=scores, title=title)
-    io.write_json(out.with_suffix(".json"), record)
+    io.write_json(record_file, record)
     print(f"wrote {out} ({len(prompts)} prompt(s) × {shown.shape[1]} image(s))")
     if scores is not None:
         for prompt, row in zip(prompts, scores.tolist(), strict=True):

@@ -34,8 +34,11 @@ def _is_main_process() -> bool:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from modalforge import io
+
     spec = _load(args)
     out = Path(args.out or spec.output_dir or Path("runs") / spec.name)
+    io.check_output_dir(out, "--out" if args.out else "output_dir")  # before anything is built
     resume = None
     if args.resume:
         from modalforge.engine import resolve_checkpoint
@@ -54,6 +57,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from modalforge.engine import evaluate
 
     spec = _load(args)
+    if args.output:
+        io.check_output_file(args.output, "--output")  # before the evaluation, not after
     pipeline = build_pipeline(spec, get_registry())
     metrics = evaluate(pipeline, Path(args.checkpoint), split=args.split)
     _print_metrics(metrics, title=f"metrics on split {args.split or spec.data.eval_split!r}")

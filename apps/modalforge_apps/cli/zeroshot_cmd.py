@@ -66,6 +66,10 @@ def parse_classes(text: str) -> list[str]:
 
 
 def cmd_zeroshot(args: argparse.Namespace) -> int:
+    if args.output:
+        from modalforge import io
+
+        io.check_output_file(args.output, "--output")  # before the model is loaded
     loaded = load_model(args)
     split = check_split(loaded, args.split)
     image, text = image_text_modalities(loaded, args.image_modality, args.text_modality, "zeroshot")

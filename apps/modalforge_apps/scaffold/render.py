@@ -17,7 +17,7 @@ from importlib.abc import Traversable
 from pathlib import Path
 
 from modalforge.errors import ModalforgeError
-from modalforge.io import atomic_dir
+from modalforge.io import atomic_dir, check_output_dir
 from modalforge.plugin import ENTRY_POINT_GROUP
 
 TEMPLATE_DIR = "template"
@@ -110,6 +110,7 @@ def create_plugin(name: str, dest: Path) -> Path:
     empty. The project is written to a temporary folder first, so a failure leaves nothing behind.
     """
     validate_name(name)
+    check_output_dir(Path(dest).expanduser(), "--dest")
     target = Path(dest).expanduser().resolve() / name
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ModalforgeError(

@@ -43,6 +43,7 @@ from modalforge.engine.schedule import build_optimizers, build_scheduler
 from modalforge.engine.step import StepContext
 from modalforge.engine.tracking import RunningMeans, update_best
 from modalforge.errors import SpecError
+from modalforge.io import check_output_dir
 from modalforge.pipeline import Pipeline
 
 
@@ -61,6 +62,8 @@ class Trainer:
         self.spec = pipeline.spec
         self.cfg = pipeline.spec.train
         self.out_dir = Path(out_dir) if out_dir is not None else None
+        if self.out_dir is not None:  # a file there fails now, not at the first checkpoint
+            check_output_dir(self.out_dir, "out_dir")
         if self.cfg.num_threads is not None:
             torch.set_num_threads(self.cfg.num_threads)
         self.dist, self.device = setup(self.cfg.device)
