@@ -25,6 +25,7 @@ from typing import TypeVar
 import torch
 
 from modalforge.engine import Trainer, seed_everything
+from modalforge.engine.data import collate_samples
 from modalforge.pipeline import build_pipeline
 from modalforge.spec import load_spec
 
@@ -66,6 +67,7 @@ def handwritten(spec, steps: int) -> float:  # noqa: ANN001
         batch_size=spec.data.batch_size,
         shuffle=True,
         generator=torch.Generator().manual_seed(spec.seed),
+        collate_fn=functools.partial(collate_samples, collates=pipeline.collates),
     )
     params = [p for m in (model, loss_fn) for p in m.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim > 1]

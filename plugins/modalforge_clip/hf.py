@@ -28,7 +28,7 @@ from modalforge_transformers.local import (
     model_type,
     transformers_module,
 )
-from modalforge_transformers.tokenize import HFTokenize
+from modalforge_transformers.tokenize import HFTokenize, PadCollate
 
 MODEL_CLASSES = {"clip": "CLIPModel", "siglip": "SiglipModel"}
 PROCESSOR_CLASSES = {"clip": "CLIPImageProcessor", "siglip": "SiglipImageProcessor"}
@@ -123,12 +123,16 @@ class HFImageTower(HFTower):
 class HFTextTower(HFTower):
     """Token ids ``(B, L)`` → text embeddings (``get_text_features``).
 
-    ``max_length`` defaults to the model's ``max_position_embeddings``; captions are padded to it
-    (SigLIP was trained on text padded to its full length, without an attention mask).
+    ``max_length`` defaults to the model's ``max_position_embeddings``. SigLIP captions are
+    padded to it (SigLIP was trained on text padded to its full length, without an attention
+    mask); towers with ``dynamic_padding`` (CLIP) pad each batch to its longest caption instead.
     """
 
     accepts = (ModalityKind.TEXT,)
     side = "text"
+    #: whether the embedding is independent of padding after the caption, so batches can be
+    #: padded to their longest caption rather than to max_length
+    dynamic_padding: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -145,13 +149,29 @@ class HFTextTower(HFTower):
                 f"{self.field}.max_length",
                 f"must be from 2 to the model's max_position_embeddings ({limit}), got {length}",
             )
-        self.tokenize = HFTokenize(self.path, length, field=f"{self.field}.model_dir")
+        padding = "longest" if self.dynamic_padding else "max_length"
+        self.tokenize = HFTokenize(
+            self.path, length, field=f"{self.field}.model_dir", padding=padding
+        )
         if modality.is_raw:  # captions need the tokenizer: fail now, not in a loader worker
             _ = self.tokenize.tokenizer
 
     def preprocess(self) -> HFTokenize:
-        """The folder's tokenizer: caption → ``input_ids (max_length,)``, padded."""
+        """The folder's tokenizer: caption → ``input_ids (L,)``: ``L = max_length`` (padded), or
+        the caption's own length for towers with ``dynamic_padding`` (see :meth:`collate`)."""
         return self.tokenize
+
+    def collate(self) -> PadCollate | None:
+        """Pads a batch of captions to the longest (``None``: fixed-length samples stack)."""
+        if not self.dynamic_padding:
+            return None
+        if self.padding_is_inert():
+            return self.tokenize.collate()
+        return self.tokenize.collate(length=self.tokenize.max_length)
+
+    def padding_is_inert(self) -> bool:
+        """Whether padding after the caption leaves the embedding unchanged."""
+        return False
 
 
 class HFClipImageEncoder(HFImageTower):
@@ -180,6 +200,20 @@ class HFClipTextEncoder(HFTextTower):
 
     def embed(self, x: Tensor) -> Tensor:
         return self.text_projection(self.text_model(input_ids=x.long()).pooler_output)
+
+    dynamic_padding = True
+
+    def padding_is_inert(self) -> bool:
+        """CLIP's text model is causal and pools at the end-of-text token, so tokens after it
+        change nothing, provided the pooled position does not move: transformers finds the first
+        ``eos_token_id``, or, for configs with the old ``eos_token_id == 2``, the largest id
+        (``argmax``), which stays the caption's own end token while the padding id is not
+        larger."""
+        if int(getattr(self.config.text_config, "eos_token_id", 2) or 2) != 2:
+            return True
+        tok = self.tokenize.tokenizer
+        eos = tok.eos_token_id
+        return eos is not None and self.tokenize.pad_id <= int(eos)
 
 
 class HFSiglipImageEncoder(HFImageTower):

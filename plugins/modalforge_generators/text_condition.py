@@ -270,7 +270,9 @@ def tokenize_prompts(encoder: Encoder, prompts: Sequence[str]) -> Tensor:
                     f"text encoder's context_length={tok.context_length}",
                     hint="shorten the prompt, or train with a larger context_length",
                 )
-    return torch.stack([torch.as_tensor(tok(p)) for p in prompts])
+    tokens = [torch.as_tensor(tok(p)) for p in prompts]
+    collate = encoder.collate()
+    return collate(tokens) if collate is not None else torch.stack(tokens)
 
 
 def drop_tokens(tokens: Tensor, prob: float, sot: int, eot: int) -> Tensor:

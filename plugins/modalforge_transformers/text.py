@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import json
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -12,7 +14,7 @@ from modalforge.contracts import Encoder, FeatureSpec
 from modalforge.errors import SpecError
 from modalforge.modality import Modality, ModalityKind
 from modalforge_transformers.local import check_model_dir, load_model, model_type
-from modalforge_transformers.tokenize import HFTokenize
+from modalforge_transformers.tokenize import HFTokenize, PadCollate, Padding
 
 # Dual-encoder folders have their own encoders, which return the projected embeddings.
 DUAL_MODELS = {"clip": "hf_clip_text", "siglip": "hf_siglip_text"}
@@ -22,8 +24,12 @@ class HFTextEncoder(Encoder):
     """A transformers text model (``AutoModel``) from ``model_dir``, pooled to one vector.
 
     ``preprocess()`` tokenises a caption with the folder's own tokenizer into a
-    ``LongTensor (2, max_length)``: row 0 ``input_ids``, row 1 ``attention_mask`` (right-padded),
-    which the default collate batches to ``(B, 2, max_length)``. :meth:`forward` also takes
+    ``LongTensor (2, L)``: row 0 ``input_ids``, row 1 ``attention_mask``; :meth:`collate` pads a
+    batch to its longest caption, ``(B, 2, L_max)`` (``padding: max_length`` pads every caption to
+    ``max_length`` instead: fixed shapes, slower on short captions). ``max_length`` defaults to
+    the folder's own limit: ``sentence_bert_config.json``'s ``max_seq_length`` (sentence-
+    transformers folders), else the tokenizer's ``model_max_length``, else the model's
+    ``max_position_embeddings``. :meth:`forward` also takes
     pre-tokenised ``input_ids (B, L)``; the mask is then ``input_ids != pad_token_id``.
     ``pooling``: ``mean`` over unmasked tokens (sentence-transformers style), ``cls`` the first
     token, ``eos`` the last unmasked token (decoder-style models). Encoder-decoder models use
@@ -37,7 +43,8 @@ class HFTextEncoder(Encoder):
         modality: Modality,
         model_dir: str,
         pooling: Literal["mean", "cls", "eos"] = "mean",
-        max_length: int = 64,
+        max_length: int | None = None,
+        padding: Padding = "longest",
         proj_dim: int | None = None,
         freeze: bool = False,
         grad_checkpointing: bool = False,
@@ -59,11 +66,14 @@ class HFTextEncoder(Encoder):
         if getattr(model.config, "is_encoder_decoder", False):
             model = model.get_encoder()
         limit = getattr(model.config, "max_position_embeddings", None)
+        if max_length is None:
+            max_length = folder_max_length(path, limit, f"{field}.max_length")
         if max_length < 2 or (limit is not None and max_length > limit):
             raise SpecError(
                 f"{field}.max_length",
                 f"must be from 2 to the model's max_position_embeddings ({limit}), "
                 f"got {max_length}",
+                hint="leave max_length unset to use the model folder's own limit",
             )
         if grad_checkpointing:
             if not getattr(model, "supports_gradient_checkpointing", False):
@@ -76,7 +86,10 @@ class HFTextEncoder(Encoder):
         self.model = model
         self.pooling = pooling
         self.freeze = freeze
-        self.tokenize = HFTokenize(path, max_length, with_mask=True, field=f"{field}.model_dir")
+        self.max_length = max_length
+        self.tokenize = HFTokenize(
+            path, max_length, with_mask=True, field=f"{field}.model_dir", padding=padding
+        )
         if modality.is_raw:  # captions need the tokenizer: fail now, not in a loader worker
             _ = self.tokenize.tokenizer
         self.pad_token_id = _pad_id(model.config, self.tokenize, modality.is_raw)
@@ -130,8 +143,45 @@ class HFTextEncoder(Encoder):
         return self.proj(hidden)
 
     def preprocess(self) -> HFTokenize:
-        """Caption → ``LongTensor (2, max_length)`` (``input_ids``, ``attention_mask``)."""
+        """Caption → ``LongTensor (2, L)`` (``input_ids``, ``attention_mask``), ``L`` the
+        caption's own length (at most ``max_length``), or ``max_length`` with max-length padding."""
         return self.tokenize
+
+    def collate(self) -> PadCollate | None:
+        """Pads a batch of :meth:`preprocess` outputs to its longest caption (``None`` with
+        ``padding: max_length``, whose samples already have one length)."""
+        return self.tokenize.collate()
+
+
+def folder_max_length(path: Path, limit: int | None, field: str = "max_length") -> int:
+    """The longest input the folder's model was trained or configured for: sentence-transformers'
+    ``max_seq_length`` (``sentence_bert_config.json``), else the tokenizer's ``model_max_length``
+    when it is a real value (transformers stores 1e30 for "unset"), else ``limit`` (the model's
+    ``max_position_embeddings``); never more than ``limit``."""
+    candidates = (
+        (path / "sentence_bert_config.json", "max_seq_length"),
+        (path / "tokenizer_config.json", "model_max_length"),
+    )
+    for file, key in candidates:
+        value = _json_int(file, key)
+        if value is not None and 2 <= value <= 1_000_000:
+            return min(value, limit) if limit is not None else value
+    if limit is None:
+        raise SpecError(
+            field,
+            f"{path} states no maximum sequence length (no max_seq_length, model_max_length or "
+            "max_position_embeddings)",
+            hint="set the encoder's max_length",
+        )
+    return int(limit)
+
+
+def _json_int(file: Path, key: str) -> int | None:
+    try:
+        value = json.loads(file.read_text(encoding="utf-8")).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _enable_checkpointing(model: Any) -> None:

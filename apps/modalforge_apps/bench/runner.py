@@ -248,8 +248,14 @@ def _robustness(pipeline: Any) -> dict[str, Any] | None:
         or target.kind != TargetKind.MULTICLASS
     ):
         return None
+    from functools import partial
+
+    from modalforge.engine.data import collate_samples
+
     loader = torch.utils.data.DataLoader(
-        pipeline.load(split), batch_size=spec.data.eval_batch_size or spec.data.batch_size
+        pipeline.load(split),
+        batch_size=spec.data.eval_batch_size or spec.data.batch_size,
+        collate_fn=partial(collate_samples, collates=pipeline.collates),
     )
 
     def accuracy(logits: Any, targets: Any) -> float:

@@ -100,6 +100,7 @@ def embed_split(loaded: Loaded, split: str, modalities: list[str]) -> EmbeddedSp
         drop_last=False,
         pin_memory=loaded.device.type == "cuda",
         field=f"split {split!r}",
+        collates=loaded.pipeline.collates,
     )
     chunks: dict[str, list[Tensor]] = {m: [] for m in modalities}
     labels: list[Tensor] = []

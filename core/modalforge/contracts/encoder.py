@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
@@ -47,6 +47,17 @@ class Encoder(nn.Module, ABC):
 
         The pipeline applies it to every sample of a modality whose ``dtype`` is raw
         (see :attr:`Modality.is_raw`), in the data loader's workers.
+        """
+        return None
+
+    def collate(self) -> Callable[[list[Any]], Any] | None:
+        """How to batch this encoder's preprocessed samples, or ``None`` to stack them.
+
+        ``None`` (the default) means torch's ``default_collate``: every sample has the same
+        shape. An encoder whose :meth:`preprocess` gives samples of varying size (captions
+        tokenised to their own length) returns a picklable callable from the list of samples to
+        the batch :meth:`forward` takes, e.g. padding to the longest sample. The pipeline uses it
+        for the raw modalities it preprocesses, in every loader and prompt batch.
         """
         return None
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from typing import Any
 
 import torch
@@ -12,6 +13,8 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, defa
 from modalforge.errors import DataError
 
 _MIX = 6364136223846793005  # odd 64-bit multiplier: distinct (seed, epoch) → distinct streams
+#: per-modality batching functions (modality name → list of samples → batch), from the encoders
+Collates = Mapping[str, Callable[[list[Any]], Any]]
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -86,6 +89,7 @@ class EpochLoader:
         field: str,
         rank: int = 0,
         world_size: int = 1,
+        collates: Collates | None = None,
     ) -> None:
         if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__len__"):
             raise DataError(
@@ -114,6 +118,7 @@ class EpochLoader:
         self.loader = SkippingDataLoader(
             dataset,
             field=field,
+            collates=collates,
             batch_size=batch_size,
             sampler=self.sampler,
             num_workers=num_workers,
@@ -160,14 +165,28 @@ def batch_size_of(batch: Any) -> int:
     return 0
 
 
-def collate_dropping_none(samples: list[Any]) -> tuple[Any, int]:
-    """``(default_collate(samples without None), number of None samples dropped)``.
+def collate_samples(samples: list[Any], collates: Collates | None = None) -> Any:  # noqa: ANN401
+    """``default_collate(samples)``, except that the modalities in ``collates`` (dict samples)
+    are batched by their encoder's own collate (see :meth:`Encoder.collate`), e.g. padding
+    captions to the longest in the batch."""
+    if not collates or not samples or not isinstance(samples[0], Mapping):
+        return default_collate(samples)
+    own = [k for k in samples[0] if k in collates]
+    if not own:
+        return default_collate(samples)
+    rest = default_collate([{k: v for k, v in s.items() if k not in collates} for s in samples])
+    batched = {k: collates[k]([s[k] for s in samples]) for k in own}
+    return {k: batched[k] if k in batched else rest[k] for k in samples[0]}
+
+
+def collate_dropping_none(samples: list[Any], collates: Collates | None = None) -> tuple[Any, int]:
+    """``(collate_samples(samples without None), number of None samples dropped)``.
 
     Readers return ``None`` for a sample they could not read and chose to skip (a corrupt image);
     the count travels with the batch so the loader can report it from worker processes too.
     """
     kept = [s for s in samples if s is not None]
-    return (default_collate(kept) if kept else None), len(samples) - len(kept)
+    return (collate_samples(kept, collates) if kept else None), len(samples) - len(kept)
 
 
 class SkippingDataLoader(DataLoader):
@@ -180,8 +199,11 @@ class SkippingDataLoader(DataLoader):
     batches (resume, gradient accumulation, processes in step), so it cannot silently vanish.
     """
 
-    def __init__(self, dataset: Dataset, *, field: str, **kwargs: Any) -> None:
-        super().__init__(dataset, collate_fn=collate_dropping_none, **kwargs)
+    def __init__(
+        self, dataset: Dataset, *, field: str, collates: Collates | None = None, **kwargs: Any
+    ) -> None:
+        collate = partial(collate_dropping_none, collates=dict(collates or {}))  # picklable
+        super().__init__(dataset, collate_fn=collate, **kwargs)
         self.field = field
         self.skipped = 0
         self._warned = 0

@@ -231,6 +231,7 @@ class Trainer:
                 field=f"data.{'train_split' if train else 'eval_split'} ({split!r})",
                 rank=self.dist.rank if shard else 0,
                 world_size=self.dist.world_size if shard else 1,
+                collates=self.pipeline.collates,
             )
         return self._loaders[key]
 

@@ -39,14 +39,19 @@ def model_device(model: nn.Module) -> torch.device:
 def preprocess_batch(model: nn.Module, modality: str, samples: Sequence[object]) -> object:
     """Raw samples → the batch the modality's encoder expects, on the model's device.
 
-    With the encoder's ``preprocess()`` each sample becomes a tensor and they are stacked; an
-    encoder without one receives the raw samples as a list.
+    With the encoder's ``preprocess()`` each sample becomes a tensor and they are batched by the
+    encoder's ``collate()`` (stacked without one); an encoder without preprocessing receives the
+    raw samples as a list.
     """
-    preprocess = model.encoders[modality].preprocess()
+    encoder = model.encoders[modality]
+    preprocess = encoder.preprocess()
     if preprocess is None:
         return list(samples)
     tensors = [torch.as_tensor(preprocess(s)) for s in samples]
-    return torch.stack(tensors).to(model_device(model))
+    collate = encoder.collate()
+    return (collate(tensors) if collate is not None else torch.stack(tensors)).to(
+        model_device(model)
+    )
 
 
 def text_encoder(model: nn.Module, modality: str = "text") -> Callable[[list[str]], Tensor]:

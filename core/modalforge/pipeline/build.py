@@ -30,7 +30,10 @@ class Pipeline:
     """Everything a run needs, built from one spec.
 
     ``transforms`` turn raw samples (captions, PIL images) into tensors, per modality; they come
-    from the encoders' ``preprocess()`` and are applied by :meth:`load`.
+    from the encoders' ``preprocess()`` and are applied by :meth:`load`. ``collates`` batch those
+    modalities whose encoder has its own ``collate()`` (e.g. padding captions to the longest in
+    the batch); every loader of pipeline samples passes them to
+    :func:`modalforge.engine.data.collate_samples`.
     """
 
     spec: PipelineSpec
@@ -39,6 +42,7 @@ class Pipeline:
     loss: Loss | None
     metrics: dict[str, Metric]
     transforms: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
+    collates: dict[str, Callable[[list[Any]], Any]] = field(default_factory=dict)
 
     def load(self, split: str) -> Dataset:
         """The data set's ``split``, with raw modalities preprocessed for their encoders."""
@@ -121,7 +125,8 @@ def build_pipeline(spec: PipelineSpec, registry: Registry | None = None) -> Pipe
         metrics[ref.name] = instantiate(
             info("metric", path), params[path], path, target=dataset.target, dataset=dataset
         )
-    return Pipeline(spec, dataset, model, loss, metrics, transforms)
+    collates = {m: fn for m in transforms if m in encoders and (fn := encoders[m].collate())}
+    return Pipeline(spec, dataset, model, loss, metrics, transforms, collates)
 
 
 def _build_encoders(spec, params, dataset, info) -> dict[str, Encoder]:  # noqa: ANN001

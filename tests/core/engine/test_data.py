@@ -67,3 +67,22 @@ def test_evaluate_unknown_split_is_a_spec_error(tmp_path):
     no_eval = make_pipeline(data={"dataset": "blobs", "eval_split": None})
     with pytest.raises(SpecError, match="data.eval_split"):
         Trainer(no_eval, tmp_path).evaluate()
+
+
+def test_collate_samples_uses_each_modalitys_own_collate():
+    from modalforge.engine.data import collate_dropping_none, collate_samples
+
+    def pad(samples):
+        return torch.nn.utils.rnn.pad_sequence(samples, batch_first=True, padding_value=-1)
+
+    samples = [
+        {"text": torch.tensor([1, 2, 3]), "image": torch.zeros(2), "target": 0},
+        None,
+        {"text": torch.tensor([4]), "image": torch.ones(2), "target": 1},
+    ]
+    batch, dropped = collate_dropping_none(samples, {"text": pad})
+    assert dropped == 1 and list(batch) == ["text", "image", "target"]
+    assert batch["text"].tolist() == [[1, 2, 3], [4, -1, -1]]
+    assert batch["image"].tolist() == [[0, 0], [1, 1]] and batch["target"].tolist() == [0, 1]
+    plain = collate_samples([samples[0], samples[0]])  # no collates: torch's default_collate
+    assert plain["text"].shape == (2, 3)

@@ -170,3 +170,45 @@ def test_supervised_pipeline_unchanged_by_transforms():
     assert p.transforms == {}
     assert p.load("train") is p.dataset.load("train")
     assert isinstance(p.model.encoders["image"], FlattenEncoder)
+
+
+class _OwnLength:
+    """Tokenises to the caption's own length (no padding); ``_PadBatch`` pads a batch."""
+
+    def __call__(self, text: str) -> Tensor:
+        return torch.tensor([min(ord(c), 127) for c in text] or [1])
+
+
+class _PadBatch:
+    def __call__(self, samples: list[Tensor]) -> Tensor:
+        return torch.nn.utils.rnn.pad_sequence(samples, batch_first=True)
+
+
+class DynamicCharEncoder(CharEncoder):
+    """``CharEncoder`` whose captions keep their own length and are padded per batch."""
+
+    def preprocess(self):  # noqa: ANN201
+        return _OwnLength()
+
+    def collate(self):  # noqa: ANN201
+        return _PadBatch()
+
+
+def test_the_pipeline_batches_a_raw_modality_with_its_encoders_collate(tmp_path):
+    from modalforge.engine import Trainer
+    from modalforge.evaluation import preprocess_batch
+
+    reg = _registry()
+    Registrar(reg, "dyn").encoder("dyn_chars", DynamicCharEncoder)
+    spec = _spec(embed_dim=4)
+    spec["model"]["encoders"]["text"] = "dyn_chars"
+    pipeline = build_pipeline(parse_spec(spec), reg)
+    assert list(pipeline.collates) == ["text"]  # the tensor image modality keeps default_collate
+    loader = Trainer(pipeline, tmp_path / "run")._loader("train", train=False)
+    texts = [f"class {i % 3}" for i in range(6)]
+    for i, batch in enumerate(loader.epoch(0)):
+        chunk = texts[3 * i : 3 * i + 3]
+        assert batch["text"].shape == (3, max(len(t) for t in chunk))
+        assert batch["image"].shape == (3, 1, 4, 4) and batch["target"].shape == (3,)
+    prompts = preprocess_batch(pipeline.model, "text", ["a", "abc"])
+    assert prompts.tolist() == [[97, 0, 0], [97, 98, 99]]

@@ -64,10 +64,10 @@ def test_clip_pair_matches_get_image_and_text_features(hf_clip_dir):
     torch.testing.assert_close(pixels, expected_pixels["pixel_values"])
 
     captions = ["a photo of a cat", "the red car", ""]
-    ids = torch.stack([text.preprocess()(c) for c in captions])
+    ids = text.collate()([text.preprocess()(c) for c in captions])  # padded to the longest
     tok = transformers.AutoTokenizer.from_pretrained(str(hf_clip_dir))
     enc = tok(captions, padding="max_length", max_length=12, return_tensors="pt")
-    assert torch.equal(ids, enc["input_ids"])
+    assert ids.shape == (3, 7) and torch.equal(ids, enc["input_ids"][:, :7])
     with torch.no_grad():
         want_image = _features(ref.get_image_features(pixel_values=pixels))
         want_text = _features(ref.get_text_features(**enc))  # with the attention mask
@@ -75,6 +75,47 @@ def test_clip_pair_matches_get_image_and_text_features(hf_clip_dir):
     assert image.output.dim == text.output.dim == 24
     torch.testing.assert_close(got_image, want_image, rtol=0, atol=1e-5)
     torch.testing.assert_close(got_text, want_text, rtol=0, atol=1e-5)
+
+
+def _legacy_eos_copy(hf_clip_dir, folder) -> str:
+    """The CLIP folder with the pre-2023 ``eos_token_id: 2`` (pooling at ``argmax`` of the ids)."""
+    import json
+
+    shutil.copytree(hf_clip_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["text_config"]["eos_token_id"] = 2
+    (folder / "config.json").write_text(json.dumps(config))
+    return str(folder)
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_clip_text_padded_to_the_longest_caption_gives_the_max_length_embedding(
+    hf_clip_dir, tmp_path, legacy
+):
+    folder = _legacy_eos_copy(hf_clip_dir, tmp_path / "old") if legacy else str(hf_clip_dir)
+    PAIR_CACHE.clear()
+    text = HFClipTextEncoder(CAPTIONS, folder).eval()
+    assert text.padding_is_inert()
+    captions = ["a photo of a cat", "the red car", "a cat"]
+    ids = text.collate()([text.preprocess()(c) for c in captions])
+    assert ids.shape == (3, 7)  # the longest caption's length, not max_length (12)
+    full = torch.cat([ids, torch.full((3, 5), text.tokenize.pad_id)], dim=1)
+    with torch.no_grad():
+        torch.testing.assert_close(text(ids), text(full), rtol=0, atol=1e-5)
+
+
+def test_clip_text_keeps_max_length_where_argmax_pooling_would_move(
+    hf_clip_dir, tmp_path, monkeypatch
+):
+    from modalforge_transformers import HFTokenize
+
+    PAIR_CACHE.clear()
+    text = HFClipTextEncoder(CAPTIONS, _legacy_eos_copy(hf_clip_dir, tmp_path / "old"))
+    eos = text.tokenize.tokenizer.eos_token_id
+    monkeypatch.setattr(HFTokenize, "pad_id", property(lambda self: eos + 1))  # above the end
+    assert not text.padding_is_inert()  # argmax would pool at the first padding token
+    ids = text.collate()([text.preprocess()(c) for c in ["a photo of a cat", "a cat"]])
+    assert ids.shape == (2, 12) and ids[1, 4:].eq(eos + 1).all()
 
 
 def test_towers_hold_disjoint_parameters_and_pipelines_do_not_share(hf_clip_dir):

