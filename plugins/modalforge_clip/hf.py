@@ -104,10 +104,19 @@ class HFImageTower(HFTower):
     def preprocess(self) -> HFImagePreprocess:
         """The folder's image processor (resize, crop, normalise) → ``(3, S, S)``."""
         transformers = transformers_module()
-        if (self.path / "preprocessor_config.json").is_file():
-            processor = transformers.AutoImageProcessor.from_pretrained(
-                str(self.path), local_files_only=True
-            )
+        config = self.path / "preprocessor_config.json"
+        if config.is_file():
+            try:
+                processor = transformers.AutoImageProcessor.from_pretrained(
+                    str(self.path), local_files_only=True
+                )
+            except Exception as exc:  # noqa: BLE001 - a damaged file is the user's to fix
+                raise SpecError(
+                    f"{self.field}.model_dir",
+                    f"cannot read the image processor {config}: {str(exc).splitlines()[0]}",
+                    hint="save it again with `processor.save_pretrained(folder)`, or remove the "
+                    "file to use the model family's defaults at its image size",
+                ) from None
         else:  # a model saved without its processor: the family's defaults at its image size
             size = self.image_size
             cls = getattr(transformers, PROCESSOR_CLASSES[self.family])

@@ -178,6 +178,11 @@ def load_clip_bpe(tokenizer_dir: str) -> Any:
     return cls.from_pretrained(tokenizer_dir, local_files_only=True)
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def build_tokenizer(
     kind: str,
     *,
@@ -200,10 +205,10 @@ def build_tokenizer(
     check_tokenizer_dir(tokenizer_dir, f"{field}.tokenizer_dir")
     try:
         tok = ClipBpeTokenizer(str(tokenizer_dir), context_length)
-    except (OSError, ValueError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - tokenizers raises a bare Exception for bad files
         raise SpecError(
             f"{field}.tokenizer_dir",
-            f"cannot load a CLIP tokenizer from {tokenizer_dir}: {exc}",
+            f"cannot load a CLIP tokenizer from {tokenizer_dir}: {_first_line(exc)}",
             hint="the folder must hold a CLIP tokenizer's vocab.json and merges.txt",
         ) from exc
     if tok.vocab_size > vocab_size:

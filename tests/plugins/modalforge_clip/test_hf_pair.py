@@ -118,6 +118,17 @@ def test_clip_text_keeps_max_length_where_argmax_pooling_would_move(
     assert ids.shape == (2, 12) and ids[1, 4:].eq(eos + 1).all()
 
 
+@pytest.mark.parametrize("content", ["{oops", "", "[1, 2]"])
+def test_a_damaged_image_processor_file_names_the_param(hf_clip_dir, tmp_path, content):
+    folder = tmp_path / "clip"
+    shutil.copytree(hf_clip_dir, folder)
+    (folder / "preprocessor_config.json").write_text(content)
+    PAIR_CACHE.clear()
+    encoder = HFClipImageEncoder(IMAGES, str(folder))
+    with pytest.raises(SpecError, match=rf"^{FIELD}: cannot read the image processor .*prepro"):
+        encoder.preprocess()
+
+
 def test_towers_hold_disjoint_parameters_and_pipelines_do_not_share(hf_clip_dir):
     image, text, _, _ = load_clip_pair(str(hf_clip_dir))
     image2, _, _, _ = load_clip_pair(str(hf_clip_dir))

@@ -104,6 +104,22 @@ def test_clip_bpe_reads_a_local_vocab_and_merges(clip_bpe_dir):
     assert clone._tok is None and torch.equal(clone("a red car"), tok("a red car"))
 
 
+@pytest.mark.parametrize(
+    ("file", "content"),
+    [("vocab.json", b"{oops"), ("vocab.json", b""), ("merges.txt", bytes(range(128, 256)))],
+)
+def test_damaged_clip_bpe_files_name_the_param(clip_bpe_dir, tmp_path, file, content):
+    import shutil
+
+    folder = tmp_path / "bpe"
+    shutil.copytree(clip_bpe_dir, folder)
+    (folder / file).write_bytes(content)
+    with pytest.raises(SpecError, match=rf"^{FIELD}\.tokenizer_dir: cannot load a CLIP tokenizer"):
+        build_tokenizer(
+            "clip_bpe", context_length=8, vocab_size=300, tokenizer_dir=str(folder), field=FIELD
+        )
+
+
 def test_clip_bpe_matches_open_clip_tokenize_on_the_real_vocabulary(tmp_path):
     """The real CLIP BPE (open_clip ships its merges) gives open_clip.tokenize's ids."""
     open_clip = pytest.importorskip("open_clip")
