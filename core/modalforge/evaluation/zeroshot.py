@@ -54,6 +54,14 @@ def validate_prompts(class_names: Sequence[str], templates: Sequence[Template]) 
                     f"template {t!r} has no '{{}}' placeholder for the class name, so it would "
                     "give every class the same prompt"
                 )
+            try:
+                t.format("class")
+            except (IndexError, KeyError, ValueError) as exc:
+                raise ValueError(
+                    f"template {t!r} must have exactly one '{{}}' for the class name and no other "
+                    f"braces ({type(exc).__name__}: {exc}); write a literal brace as '{{{{' or "
+                    "'}}'"
+                ) from None
         elif not callable(t):
             raise ValueError(f"template {t!r} is neither a str nor a callable")
 

@@ -112,6 +112,16 @@ def test_template_without_placeholder_is_rejected():
         build_zeroshot_classifier(lambda p: torch.ones(len(p), 2), ["a"], ["a photo"])
 
 
+@pytest.mark.parametrize("template", ["a photo of {} {}", "a { photo of {}", "{} and {name}"])
+def test_template_with_other_placeholders_is_rejected(template):
+    with pytest.raises(ValueError, match=r"must have exactly one '\{\}' for the class name"):
+        build_zeroshot_classifier(lambda p: torch.ones(len(p), 2), ["cat", "dog"], [template])
+    seen = []
+    encode = lambda p: seen.extend(p) or torch.ones(len(p), 2)  # noqa: E731
+    build_zeroshot_classifier(encode, ["cat"], ["a {{literal}} {}"])
+    assert seen == ["a {literal} cat"]
+
+
 def test_default_templates_format():
     prompts = format_prompts("seven", DEFAULT_TEMPLATES)
     assert len(set(prompts)) == len(DEFAULT_TEMPLATES) and all("seven" in p for p in prompts)
