@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
 
 from modalforge.engine.config import TrainConfig
-
-
-class ComponentRef(BaseModel):
-    """A registered component by name, with its parameters. A bare string means no parameters."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(description="registered component name (see `modalforge components`)")
-    params: dict[str, Any] = Field(
-        default_factory=dict, description="constructor parameters, checked against its signature"
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_string(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value
+from modalforge.spec.data import SplitSpec, TransformsSpec
+from modalforge.spec.ref import ComponentRef
 
 
 class DataSpec(BaseModel):
@@ -37,6 +23,13 @@ class DataSpec(BaseModel):
     eval_batch_size: PositiveInt | None = Field(None, description="default: batch_size")
     num_workers: NonNegativeInt = Field(0, description="DataLoader worker processes")
     drop_last: bool = Field(False, description="drop the last incomplete training batch")
+    split: SplitSpec | None = Field(
+        None, description="divide a split of the data set into parts (grouped, stratified, k-fold)"
+    )
+    transforms: TransformsSpec = Field(
+        default_factory=TransformsSpec,
+        description="per-modality augmentation (train) and preprocessing (eval) steps",
+    )
 
 
 class ModelSpec(BaseModel):
@@ -123,6 +116,7 @@ class PipelineSpec(BaseModel):
     def component_refs(self) -> list[tuple[str, str, ComponentRef]]:
         """Every component the spec names, as ``(kind, field path, ref)``."""
         refs: list[tuple[str, str, ComponentRef]] = [("dataset", "data.dataset", self.data.dataset)]
+        refs += [("transform", path, ref) for path, ref in self.data.transforms.refs()]
         for mod, ref in self.model.encoders.items():
             refs.append(("encoder", f"model.encoders.{mod}", ref))
         if self.model.fusion is not None:
