@@ -152,10 +152,12 @@ class Runs:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     set_host(None)  # the installed plugins, whatever an earlier test set
+    threads = torch.get_num_threads()  # recipes with train.num_threads set torch's for good
     with pytest.MonkeyPatch.context() as mp:
         store = Runs(tmp_path_factory.mktemp("recipes"))
         mp.setattr(modalforge.engine, "train", store.spy_train(modalforge.engine.train))
         yield store
+    torch.set_num_threads(threads)
     set_host(None)
 
 
