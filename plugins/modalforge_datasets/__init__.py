@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from modalforge.plugin import hookimpl
+from modalforge_apps.recipes import register_presets, register_recipes  # noqa: F401 TEMP
 from modalforge_datasets.digits import DigitsDataset
 from modalforge_datasets.digits_captions import DigitsCaptionsDataset, zeroshot_templates
 from modalforge_datasets.digits_halves import DigitsHalvesDataset

@@ -53,7 +53,7 @@ def _size(modality: Modality, size: int | None) -> tuple[int, int] | None:
 
 class RandomResizedCrop(TorchvisionStep):
     """A random crop of ``scale`` × the area and ``ratio`` aspect, resized to ``size``
-    (default: the modality's size; needed for raw images of unknown size)."""
+    (default: the modality's size, or for raw images of unknown size each image's own)."""
 
     def __init__(
         self,
@@ -63,17 +63,15 @@ class RandomResizedCrop(TorchvisionStep):
         ratio: tuple[float, float] = (3 / 4, 4 / 3),
     ) -> None:
         hw = _size(modality, size)
-        if hw is None:
-            raise ValueError(
-                f"it needs a size, and modality {modality.describe()} has none: set params.size "
-                "or the data set's image_size"
-            )
+        if not 0 < scale[0] <= scale[1] <= 1:
+            raise ValueError(f"scale must satisfy 0 < min <= max <= 1, got {scale}")
+        if hw is None:  # raw images of any size: back to each one's own size
+            super().__init__(modality, _OwnSize("RandomResizedCrop", scale=scale, ratio=ratio))
+            return
         if not modality.is_raw and hw != tuple(modality.shape[-2:]):
             raise ValueError(
                 f"a crop to {hw} would change {modality.describe()}'s size; leave size unset"
             )
-        if not 0 < scale[0] <= scale[1] <= 1:
-            raise ValueError(f"scale must satisfy 0 < min <= max <= 1, got {scale}")
         super().__init__(modality, _v2().RandomResizedCrop(hw, scale=scale, ratio=ratio))
 
 
@@ -88,25 +86,25 @@ class RandomCrop(TorchvisionStep):
         padding_mode: Literal["constant", "edge", "reflect", "symmetric"] = "constant",
         fill: float = 0.0,
     ) -> None:
-        super().__init__(modality, _Shift(padding, padding_mode, fill))
-
-
-class _Shift:
-    """``RandomCrop`` to the input's own size after padding (sizes vary per raw image)."""
-
-    def __init__(self, padding: int, mode: str, fill: float) -> None:
         if padding < 0:
             raise ValueError(f"padding must be 0 or more, got {padding}")
-        self.padding, self.mode, self.fill = padding, mode, fill
+        op = _OwnSize("RandomCrop", padding=padding, padding_mode=padding_mode, fill=fill)
+        super().__init__(modality, op)
+
+
+class _OwnSize:
+    """A v2 transform whose output size is each input's own (raw images vary in size)."""
+
+    def __init__(self, name: str, **kwargs: Any) -> None:
+        self.name, self.kwargs = name, kwargs
 
     def __call__(self, sample: Any) -> Any:  # noqa: ANN401
         v2 = _v2()
-        h, w = v2.functional.get_size(sample)
-        op = v2.RandomCrop((h, w), padding=self.padding, padding_mode=self.mode, fill=self.fill)
-        return op(sample)
+        size = tuple(v2.functional.get_size(sample))
+        return getattr(v2, self.name)(size, **self.kwargs)(sample)
 
     def __repr__(self) -> str:
-        return f"RandomCrop(padding={self.padding}, padding_mode={self.mode!r})"
+        return f"{self.name}(own size, {self.kwargs})"
 
 
 class HorizontalFlip(TorchvisionStep):
