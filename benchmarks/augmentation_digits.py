@@ -17,12 +17,17 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 from digits_folder import write_digits_folder  # noqa: E402
 
-AUGMENT = {
-    "image": [
-        {"name": "random_resized_crop", "params": {"scale": [0.7, 1.0], "ratio": [0.9, 1.1]}},
-        {"name": "rotation", "params": {"degrees": 12}},
-    ]
-}
+# The axis: no augmentation, small shifts (pad 3 px and crop back), and crops with rotations.
+AUGMENTATIONS = [
+    {},
+    {"image": [{"name": "random_crop", "params": {"padding": 3}}]},
+    {
+        "image": [
+            {"name": "random_resized_crop", "params": {"scale": [0.7, 1.0], "ratio": [0.9, 1.1]}},
+            {"name": "rotation", "params": {"degrees": 12}},
+        ]
+    },
+]
 
 
 def grid(root: Path, train_fraction: float, epochs: int, seeds: list[int]) -> dict:
@@ -59,7 +64,7 @@ def grid(root: Path, train_fraction: float, epochs: int, seeds: list[int]) -> di
     return {
         "name": f"augmentation-train{train_fraction:g}",
         "base": base,
-        "axes": {"data.transforms.train": [{}, AUGMENT]},
+        "axes": {"data.transforms.train": AUGMENTATIONS},
         "seeds": seeds,
         "rank_by": "accuracy",
     }

@@ -159,8 +159,14 @@ def _hash(obj: Any, n: int) -> str:
 
 
 def _short(value: Any) -> str:
+    """A cell label's value: a component's name, ``key:value`` pairs of other mappings (``{}``:
+    ``none``), the items of a list joined by ``+``."""
     if isinstance(value, dict):
-        return str(value["name"]) if "name" in value else "+".join(map(str, value)) or "{}"
+        if "name" in value:
+            return str(value["name"])
+        return " ".join(f"{k}:{_short(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, list):
+        return "+".join(_short(v) for v in value) or "none"
     return "none" if value is None else str(value)
 
 
