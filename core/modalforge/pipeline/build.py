@@ -39,6 +39,8 @@ class Pipeline:
     loss: Loss | None
     metrics: dict[str, Metric]
     transforms: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
+    # train.optimizer / scheduler / callbacks / loggers (a TrainParts; None: built by the trainer)
+    train_parts: Any = None
 
     def load(self, split: str) -> Dataset:
         """The data set's ``split``, with raw modalities preprocessed for their encoders."""
@@ -74,6 +76,9 @@ def build_pipeline(spec: PipelineSpec, registry: Registry | None = None) -> Pipe
 
         registry = get_registry()
     params = validate_components(spec, registry)
+    from modalforge.pipeline.train_parts import build_train_parts
+
+    train_parts = build_train_parts(spec, registry, params)  # light, and errors come early
 
     def info(kind: str, path: str) -> ComponentInfo:
         ref = _ref_at(spec, path)
@@ -121,7 +126,7 @@ def build_pipeline(spec: PipelineSpec, registry: Registry | None = None) -> Pipe
         metrics[ref.name] = instantiate(
             info("metric", path), params[path], path, target=dataset.target, dataset=dataset
         )
-    return Pipeline(spec, dataset, model, loss, metrics, transforms)
+    return Pipeline(spec, dataset, model, loss, metrics, transforms, train_parts=train_parts)
 
 
 def _build_encoders(spec, params, dataset, info) -> dict[str, Encoder]:  # noqa: ANN001

@@ -17,7 +17,7 @@ from importlib import metadata
 import pluggy
 
 from modalforge.errors import DuplicateComponentError, PluginError
-from modalforge.plugin import hookspecs
+from modalforge.plugin import hookspecs, run_hooks
 from modalforge.registry import Registrar, Registry
 
 ENV_VAR = "MODALFORGE_PLUGINS"
@@ -46,6 +46,8 @@ class PluginHost:
 
     registry: Registry
     records: list[PluginRecord]
+    # name -> the loaded module/object of each plugin that loaded OK (run hooks are looked up here)
+    plugins: dict[str, object] = field(default_factory=dict)
 
     @property
     def failures(self) -> list[PluginRecord]:
@@ -92,8 +94,10 @@ def load_plugins(
 
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
+    pm.add_hookspecs(run_hooks)  # so a plugin implementing run hooks passes check_pending
     registry = Registry()
     records: list[PluginRecord] = []
+    plugins: dict[str, object] = {}
 
     candidates: list[tuple[str, str, object, metadata.EntryPoint | None]] = []
     for ep in eps:
@@ -113,8 +117,10 @@ def load_plugins(
             _fail(record, "import failed", exc)
             continue
         _register(pm, registry, record, plugin)
+        if record.ok:
+            plugins[name] = plugin
 
-    host = PluginHost(registry, records)
+    host = PluginHost(registry, records, plugins)
     if warn and host.failures:
         names = ", ".join(f"{r.name} ({r.error})" for r in host.failures)
         warnings.warn(

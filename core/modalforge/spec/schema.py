@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
 
 from modalforge.engine.config import TrainConfig
-
-
-class ComponentRef(BaseModel):
-    """A registered component by name, with its parameters. A bare string means no parameters."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(description="registered component name (see `modalforge components`)")
-    params: dict[str, Any] = Field(
-        default_factory=dict, description="constructor parameters, checked against its signature"
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_string(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value
+from modalforge.spec.ref import ComponentRef
 
 
 class DataSpec(BaseModel):
@@ -135,4 +120,5 @@ class PipelineSpec(BaseModel):
             refs.append(("loss", "loss", self.loss))
         for i, ref in enumerate(self.metrics):
             refs.append(("metric", f"metrics.{i}", ref))
+        refs += self.train.component_refs()
         return refs
