@@ -36,6 +36,7 @@ class CsvLogger(RunLogger):
 
     def on_train_start(self, run: RunContext) -> None:
         self.folder = Path(run.out_dir)
+        self._headers = {}
         prefix, suffix = self.filename.split("{split}", 1)
         for path in sorted(self.folder.glob(f"{prefix}*{suffix}")):
             header, rows = _read(path)

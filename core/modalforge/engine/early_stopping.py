@@ -48,6 +48,8 @@ class EarlyStopping(Callback):
         return name, metric_mode(name, mode)
 
     def on_train_start(self, run: RunContext) -> None:
+        if run.step == 0:  # a fresh run (a resumed one got its counters from the checkpoint)
+            self.load_state_dict({})
         if run.spec.data.eval_split is None:
             raise SpecError(
                 "train.callbacks",

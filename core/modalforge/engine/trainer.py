@@ -1,5 +1,6 @@
-"""The training loop: epochs of accumulated, clipped, mixed-precision AdamW steps, with evaluation,
-atomic checkpoints and exact resume.
+"""The training loop: epochs of accumulated, clipped, mixed-precision optimizer steps
+(``train.optimizer`` / ``train.scheduler``), with evaluation, atomic checkpoints, exact resume,
+and the run hooks of callbacks, loggers and plugins (see :mod:`modalforge.engine.run`).
 
 The hot loop keeps loss sums and the non-finite flag on the device; the host reads them only at
 ``train.log_every_steps`` intervals and before an evaluation or a checkpoint.

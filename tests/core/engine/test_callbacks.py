@@ -252,3 +252,15 @@ def test_a_hook_can_stop_the_run_after_any_step(tmp_path, host, script):
     state = json.loads((result.checkpoint / "state.json").read_text())
     assert state["step"] == 5 and state["trainer"]["batch_in_epoch"] == 5
     assert [c[1] for c in calls if c[0] == "eval"] == [5]  # the final evaluation
+
+
+def test_a_pipeline_trained_again_starts_its_callbacks_and_loggers_afresh(tmp_path, script):
+    pipeline = _pipeline(
+        {"callbacks": [{"name": "early_stopping", "params": {"mode": "min", "metric": "score"}}],
+         "loggers": ["csv"], "eval_every_epochs": 1}
+    )  # fmt: skip
+    for run in ("a", "b"):
+        script([1.0, 0.5, 0.6, 0.7, 0.8, 0.9])
+        result = train(pipeline, tmp_path / run)
+        assert result.stopped["step"] == 5 * STEPS_PER_EPOCH  # patience 3 after the best at 2
+        _csv_equals_jsonl(tmp_path / run)
