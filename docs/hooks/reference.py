@@ -45,6 +45,8 @@ SCAFFOLD_NAME = "acme_vitals"
 
 KIND_TITLES = {
     "dataset": "Datasets",
+    "loader": "Column loaders",
+    "transform": "Transforms",
     "encoder": "Encoders",
     "fusion": "Fusions",
     "head": "Heads",
@@ -60,6 +62,10 @@ KIND_TITLES = {
 }
 KIND_INTROS = {
     "dataset": "Named in `data.dataset`. Each provides modalities (and a target) by name.",
+    "loader": "Named in a `manifest` data set's `modalities.<name>.loader`: each reads one "
+    "modality from one or more manifest columns.",
+    "transform": "Named in `data.transforms.train.<modality>` (augmentation, training only) and "
+    "`data.transforms.eval.<modality>` (preprocessing every sample gets). Sized from the modality.",
     "encoder": "Named in `model.encoders.<modality>`. Sized from the modality they are bound to.",
     "fusion": "Named in `model.fusion`. Sized from the encoders' declared outputs.",
     "head": "Named in `model.head`. Sized from the fusion (or single encoder) and the target.",

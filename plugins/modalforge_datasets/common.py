@@ -120,3 +120,13 @@ class TrainTestReader(DatasetReader):
         if split == "test":
             return self._all.subset(self.test_indices)
         raise unknown_split(self.reader_name, split, self.splits)
+
+    def labels(self, split: str) -> np.ndarray | None:
+        """Class indices of ``split``, when the samples carry a ``target`` tensor."""
+        target = self._all.tensors.get("target")
+        if target is None or self.target is None:
+            return None
+        if split not in self.splits:
+            raise unknown_split(self.reader_name, split, self.splits)
+        idx = self.train_indices if split == "train" else self.test_indices
+        return target[torch.as_tensor(idx, dtype=torch.long)].numpy()

@@ -20,7 +20,7 @@ import pytest
 pytestmark = pytest.mark.slow  # installs packages and starts several Python processes
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "plugins"
-THIRD_PARTY = ("mf_good", "mf_broken_import", "mf_broken_register", "mf_dup")
+THIRD_PARTY = ("mf_good", "mf_broken_import", "mf_broken_register", "mf_dup", "mf_lab")
 BUILTINS = ("datasets", "encoders", "fusion", "heads", "losses", "metrics", "monai", "timm")
 
 
@@ -227,3 +227,58 @@ def test_third_party_component_builds_trains_and_reloads(env):
     # The checkpoint holds the third-party head's weights: reloading gives the same accuracy.
     assert got["reloaded"]["accuracy"] == pytest.approx(got["metrics"]["accuracy"])
     assert (env.work / "run" / "results.json").is_file()
+
+
+def test_a_domain_plugin_adds_a_command_a_preset_a_recipe_and_a_domain(env):
+    rows = plugin_rows(env.run(["-m", "modalforge", "plugins"]).stdout)
+    assert rows["mf_lab"][:3] == ["1.2.0", "mf-lab", "ok"]
+    for entry in (
+        "adapter:lab",
+        "transform:lab_shift",
+        "loader:semicolon_vector",
+        "command:lab-hello",
+        "preset:lab_fast",
+        "recipe:lab_recipe.yaml",
+    ):
+        assert entry in rows["mf_lab"][3]
+
+    hello = env.run(["-m", "modalforge", "lab-hello", "Ada", "--shout"])
+    assert hello.returncode == 0, hello.stderr
+    assert hello.stdout.strip() == "HELLO ADA FROM THE LAB"
+    nobody = env.run(["-m", "modalforge", "lab-hello", "nobody"])
+    assert nobody.returncode == 2 and "Traceback" not in nobody.stderr
+    assert "error: lab-hello: there is nobody to greet\n  fix: name somebody" in nobody.stderr
+    listed = env.run(["-m", "modalforge", "components", "adapter", "lab"])
+    assert "readers: manifest, semicolon_vector" in listed.stdout
+    assert "`domain: lab` starts a spec from:" in listed.stdout
+    assert "not installed" not in listed.stdout
+
+    rng = __import__("random").Random(0)
+    lines = ["reading,label,batch"]
+    for i in range(40):
+        label = i % 2
+        values = [rng.gauss(3.0 * label, 1.0) for _ in range(3)]
+        lines.append(
+            f"{';'.join(f'{v:.3f}' for v in values)},{'hot' if label else 'cold'},b{i // 4}"
+        )
+    (env.work / "readings.csv").write_text("\n".join(lines) + "\n")
+    trained = env.run(["-m", "modalforge", "train", "recipe:lab_recipe", "--out", "lab_run"])
+    assert trained.returncode == 0, trained.stderr
+    spec = __import__("yaml").safe_load((env.work / "lab_run" / "spec.yaml").read_text())
+    # domain defaults, then the preset over them, then the recipe's own values
+    assert spec["model"]["encoders"]["reading"]["name"] == "mlp"
+    assert spec["train"]["max_steps"] == 3 and spec["train"]["lr"] == 0.05
+    assert spec["data"]["transforms"]["eval"]["reading"] == [{"name": "standardize", "params": {}}]
+    results = __import__("json").loads((env.work / "lab_run" / "results.json").read_text())
+    assert results["steps"] == 3 and set(results["metrics"]) >= {"accuracy", "macro_f1"}
+    overridden = env.run(
+        [
+            "-m",
+            "modalforge",
+            "check",
+            "recipe:lab_recipe",
+            "domain.params.epochs=7",
+            "train.max_steps=null",
+        ]
+    )
+    assert overridden.returncode == 0, overridden.stderr

@@ -8,14 +8,18 @@ from modalforge.contracts.features import FeatureSpec
 from modalforge.contracts.fusion import Fusion
 from modalforge.contracts.generator import CustomTrainStep, Generator
 from modalforge.contracts.head import Head
+from modalforge.contracts.loader import ColumnLoader
 from modalforge.contracts.loss import Loss, LossOutput
 from modalforge.contracts.metric import Metric
 from modalforge.contracts.optim import Optimizer, Scheduler
 from modalforge.contracts.reranker import Reranked, Reranker
+from modalforge.contracts.transform import Transform
 
 # Component kinds, in the order they appear in specs and listings, with their base class.
 KINDS: dict[str, type] = {
     "dataset": DatasetReader,
+    "loader": ColumnLoader,
+    "transform": Transform,
     "encoder": Encoder,
     "fusion": Fusion,
     "head": Head,
@@ -35,6 +39,7 @@ __all__ = [
     "MASKS_KEY",
     "TARGET_KEY",
     "Callback",
+    "ColumnLoader",
     "CustomTrainStep",
     "DatasetReader",
     "DomainAdapter",
@@ -53,4 +58,5 @@ __all__ = [
     "Scheduler",
     "Target",
     "TargetKind",
+    "Transform",
 ]

@@ -157,6 +157,7 @@ class Trainer:
         else:
             refuse_to_overwrite(self.out_dir)
             self.logger.reset()
+            self.pipeline.fit_transforms(self.spec.data.train_split)
         if self.is_main:
             write_spec(self.out_dir, self.spec)
         self._ctx = StepContext(
@@ -234,6 +235,7 @@ class Trainer:
     def load_weights(self, checkpoint: str | Path) -> Path:
         """Load model (and loss) weights only, e.g. to evaluate a finished run."""
         state = load_checkpoint(checkpoint, model=self.model, loss=self.loss)
+        self.pipeline.load_transform_state((state.get("trainer") or {}).get("transforms"))
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
         return Path(state["path"])
 
@@ -262,7 +264,7 @@ class Trainer:
             d = self.spec.data
             shard = train and self.dist.enabled  # evaluation runs whole on process 0
             self._loaders[key] = EpochLoader(
-                self.pipeline.load(split),
+                self.pipeline.load(split, train=train),
                 batch_size=d.batch_size if train else (d.eval_batch_size or d.batch_size),
                 shuffle=train,
                 seed=self.spec.seed,
@@ -289,6 +291,7 @@ class Trainer:
         self.best = state.get("best")
         self.last_checkpoint = Path(state["path"])
         extra = state.get("trainer") or {}
+        self.pipeline.load_transform_state(extra.get("transforms"))
         self._seconds_before = float(extra.get("train_seconds", 0.0))
         ranks_rng = extra.get("rng_ranks")
         if ranks_rng and len(ranks_rng) == self.dist.world_size:
@@ -422,6 +425,9 @@ class Trainer:
             self.best, metrics, self.cfg, step=self.step, checkpoint=step_dir_name(self.step)
         )
         extra: dict[str, Any] = {}
+        transforms = self.pipeline.transform_state()
+        if transforms:
+            extra["transforms"] = transforms
         if self.dist.enabled:
             extra["world_size"] = self.dist.world_size
             extra["rng_ranks"] = self.dist.all_gather_object(capture_rng_state())

@@ -11,6 +11,7 @@ import yaml
 from modalforge.errors import SpecError
 from modalforge.registry import Registry
 from modalforge.spec.params import spec_error_from_pydantic, validate_params
+from modalforge.spec.presets import apply_presets, resolve_spec_path
 from modalforge.spec.schema import PipelineSpec
 
 
@@ -101,8 +102,15 @@ def _index(node: list[Any], part: str, path: str) -> int:
     return idx
 
 
-def parse_spec(data: dict[str, Any], *, source: str = "") -> PipelineSpec:
-    """Structural validation; errors name the field path."""
+def parse_spec(data: dict[str, Any], *, source: str = "", host: Any = None) -> PipelineSpec:  # noqa: ANN401
+    """Apply the spec's ``domain`` / ``preset`` defaults, then validate its structure; errors
+    name the field path."""
+    try:
+        data = apply_presets(data, host)
+    except SpecError as exc:
+        if source:
+            exc.args = (f"{source}: {exc.args[0]}",)
+        raise
     try:
         return PipelineSpec.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -113,7 +121,9 @@ def parse_spec(data: dict[str, Any], *, source: str = "") -> PipelineSpec:
 
 
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> PipelineSpec:
-    """Read, override and structurally validate a spec file."""
+    """Read, override and structurally validate a spec file (or ``recipe:NAME``, a recipe an
+    installed plugin provides)."""
+    path = resolve_spec_path(path)
     data = apply_overrides(read_yaml(path), overrides or [])
     return parse_spec(data, source=str(path))
 
