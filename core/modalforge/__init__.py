@@ -30,6 +30,11 @@ _EXPORTS: dict[str, str] = {
     "Reranker": "modalforge.contracts",
     "Reranked": "modalforge.contracts",
     "DomainAdapter": "modalforge.contracts",
+    "Optimizer": "modalforge.contracts",
+    "Scheduler": "modalforge.contracts",
+    "Callback": "modalforge.contracts",
+    "RunLogger": "modalforge.contracts",
+    "RunContext": "modalforge.engine.run",
     # plugins and registry
     "hookimpl": "modalforge.plugin",
     "get_registry": "modalforge.plugin",
@@ -76,6 +81,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from modalforge.contracts import (
+        Callback,
         CustomTrainStep,
         DatasetReader,
         DomainAdapter,
@@ -87,13 +93,17 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         Loss,
         LossOutput,
         Metric,
+        Optimizer,
         Reranked,
         Reranker,
+        RunLogger,
+        Scheduler,
         Target,
         TargetKind,
     )
     from modalforge.engine import Trainer, evaluate, train
     from modalforge.engine.config import TrainConfig
+    from modalforge.engine.run import RunContext
     from modalforge.errors import (
         CheckpointError,
         DataError,

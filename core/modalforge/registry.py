@@ -192,3 +192,15 @@ class Registrar:
 
     def metric(self, name: str, factory: Callable[..., Any], **kw: Any) -> None:
         self.add("metric", name, factory, **kw)
+
+    def optimizer(self, name: str, factory: Callable[..., Any], **kw: Any) -> None:
+        self.add("optimizer", name, factory, **kw)
+
+    def scheduler(self, name: str, factory: Callable[..., Any], **kw: Any) -> None:
+        self.add("scheduler", name, factory, **kw)
+
+    def callback(self, name: str, factory: Callable[..., Any], **kw: Any) -> None:
+        self.add("callback", name, factory, **kw)
+
+    def logger(self, name: str, factory: Callable[..., Any], **kw: Any) -> None:
+        self.add("logger", name, factory, **kw)

@@ -51,6 +51,8 @@ class Pipeline:
     metrics: dict[str, Metric]
     transforms: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
     data_transforms: ModalityTransforms = field(default_factory=ModalityTransforms)
+    # train.optimizer / scheduler / callbacks / loggers (a TrainParts; None: built by the trainer)
+    train_parts: Any = None
 
     @property
     def modalities(self) -> dict[str, Modality]:
@@ -110,6 +112,9 @@ def build_pipeline(spec: PipelineSpec, registry: Registry | None = None) -> Pipe
 
         registry = get_registry()
     params = validate_components(spec, registry)
+    from modalforge.pipeline.train_parts import build_train_parts
+
+    train_parts = build_train_parts(spec, registry, params)  # light, and errors come early
 
     def info(kind: str, path: str) -> ComponentInfo:
         ref = _ref_at(spec, path)
@@ -167,7 +172,9 @@ def build_pipeline(spec: PipelineSpec, registry: Registry | None = None) -> Pipe
         metrics[ref.name] = instantiate(
             info("metric", path), params[path], path, target=dataset.target, dataset=dataset
         )
-    return Pipeline(spec, dataset, model, loss, metrics, transforms, data_transforms)
+    return Pipeline(
+        spec, dataset, model, loss, metrics, transforms, data_transforms, train_parts=train_parts
+    )
 
 
 def _build_encoders(spec, params, available, info) -> dict[str, Encoder]:  # noqa: ANN001

@@ -17,7 +17,7 @@ from importlib import metadata
 import pluggy
 
 from modalforge.errors import DuplicateComponentError, PluginError
-from modalforge.plugin import hookspecs
+from modalforge.plugin import hookspecs, run_hooks
 from modalforge.plugin.extensions import (
     CommandRegistrar,
     Extensions,
@@ -101,6 +101,7 @@ def load_plugins(
 
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
+    pm.add_hookspecs(run_hooks)  # so a plugin implementing run hooks passes check_pending
     host = PluginHost(Registry(), [])
 
     candidates: list[tuple[str, str, object, metadata.EntryPoint | None]] = []

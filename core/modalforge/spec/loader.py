@@ -134,14 +134,20 @@ def validate_components(spec: PipelineSpec, registry: Registry) -> dict[str, dic
     Returns validated params (defaults filled) keyed by field path, e.g. ``"model.head"``.
     All problems are reported together.
     """
+    from modalforge.engine.optim.checks import engine_choice_errors
+
     errors: list[SpecError] = []
     validated: dict[str, dict[str, Any]] = {}
+    infos = {}
     for kind, path, ref in spec.component_refs():
         try:
             info = registry.get(kind, ref.name, path=f"{path}.name")
             validated[path] = validate_params(info, ref.params, path)
+            infos[path] = info
         except SpecError as exc:
             errors.append(exc)
+    custom = f"generator {spec.model.generator.name!r}" if spec.model.type == "generator" else None
+    errors += engine_choice_errors(spec.train, custom_model=custom, infos=infos, params=validated)
     if len(errors) == 1:
         raise errors[0]
     if errors:

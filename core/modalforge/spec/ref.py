@@ -1,4 +1,8 @@
-"""A reference to a registered component in a spec: its name and constructor parameters."""
+"""A reference to a registered component in a spec: ``{name, params}`` or a bare name.
+
+Its own module so that the engine's settings (:mod:`modalforge.engine.config`) can name
+components (``train.optimizer``) without importing the whole spec schema.
+"""
 
 from __future__ import annotations
 

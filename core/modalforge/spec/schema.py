@@ -151,4 +151,5 @@ class PipelineSpec(BaseModel):
             refs.append(("loss", "loss", self.loss))
         for i, ref in enumerate(self.metrics):
             refs.append(("metric", f"metrics.{i}", ref))
+        refs += self.train.component_refs()
         return refs
