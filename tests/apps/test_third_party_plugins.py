@@ -229,7 +229,7 @@ def test_third_party_component_builds_trains_and_reloads(env):
     assert (env.work / "run" / "results.json").is_file()
 
 
-def test_a_domain_plugin_adds_a_command_a_preset_a_recipe_and_a_domain(env):
+def test_a_domain_plugin_uses_every_hook(env):
     rows = plugin_rows(env.run(["-m", "modalforge", "plugins"]).stdout)
     assert rows["mf_lab"][:3] == ["1.2.0", "mf-lab", "ok"]
     for entry in (
@@ -269,8 +269,17 @@ def test_a_domain_plugin_adds_a_command_a_preset_a_recipe_and_a_domain(env):
     assert spec["model"]["encoders"]["reading"]["name"] == "mlp"
     assert spec["train"]["max_steps"] == 3 and spec["train"]["lr"] == 0.05
     assert spec["data"]["transforms"]["eval"]["reading"] == [{"name": "standardize", "params": {}}]
-    results = __import__("json").loads((env.work / "lab_run" / "results.json").read_text())
-    assert results["steps"] == 3 and set(results["metrics"]) >= {"accuracy", "macro_f1"}
+    json = __import__("json")
+    run = env.work / "lab_run"
+    results = json.loads((run / "results.json").read_text())
+    assert set(results["metrics"]) >= {"accuracy", "macro_f1"}
+    # the plugin's callback stopped the run after 2 of the preset's 3 steps
+    assert results["steps"] == 2 and results["stopped"]["by"] == "lab_stop"
+    assert (run / "lab_checkpoints.txt").read_text().split() == ["step_00000002"]
+    notebook = [json.loads(x) for x in (run / "lab_notebook.jsonl").read_text().splitlines()]
+    logged = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["split"]) for r in notebook] == [(r["step"], r["split"]) for r in logged]
+    assert (run / "lab_signed.txt").read_text() == "lab-recipe 2\n"  # the module-level run hook
     overridden = env.run(
         [
             "-m",

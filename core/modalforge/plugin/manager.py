@@ -159,10 +159,10 @@ def _register(
     hook = "register_components"
     try:
         implemented = [h for h in hookspecs.REGISTRATION_HOOKS if _implements(pm, h, plugin)]
-        if not implemented:
+        if not implemented and not any(_implements(pm, h, plugin) for h in run_hooks.RUN_HOOKS):
             raise PluginError(
                 "it implements none of the registration hooks "
-                f"({', '.join(hookspecs.REGISTRATION_HOOKS)})",
+                f"({', '.join(hookspecs.REGISTRATION_HOOKS)}) or run hooks",
                 hint="decorate e.g. `def register_components(registry)` with "
                 "modalforge.plugin.hookimpl",
             )
