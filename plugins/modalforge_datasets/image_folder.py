@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from modalforge.contracts import DatasetReader, Target, TargetKind
+from modalforge.contracts import Target, TargetKind
 from modalforge.errors import DataError
 from modalforge.modality import Modality
-from modalforge_datasets.common import PackedStrings, unknown_split
+from modalforge_datasets.common import PackedStrings, SplitsReader
 from modalforge_datasets.images import BadSamples, OnError, decode_image, describe
 
 FIELD = "data.dataset.params"
@@ -44,7 +44,7 @@ SPLIT_FOLDERS = {
 Layout = Literal["auto", "flat", "splits"]
 
 
-class ImageFolderDataset(DatasetReader):
+class ImageFolderDataset(SplitsReader):
     """Images under ``root`` labelled by their class folder; see the module docstring.
 
     ``classes`` fixes the class order (default: sorted folder names) and must match the folders;
@@ -133,15 +133,6 @@ class ImageFolderDataset(DatasetReader):
     @property
     def target(self) -> Target:
         return Target(TargetKind.MULTICLASS, len(self.class_names), self.class_names)
-
-    @property
-    def splits(self) -> tuple[str, ...]:
-        return tuple(self._splits)
-
-    def load(self, split: str) -> Dataset:
-        if split not in self._splits:
-            raise unknown_split(self.reader_name, split, self.splits)
-        return self._splits[split]
 
     def labels(self, split: str) -> np.ndarray:
         return self.load(split).labels

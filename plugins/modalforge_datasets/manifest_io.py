@@ -34,6 +34,30 @@ class Manifest:
         return len(self.lines)
 
 
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def split_files(
+    path: str | None,
+    train: str | None,
+    val: str | None,
+    test: str | None,
+    *,
+    field: str,
+    example: str,
+) -> dict[str, str]:
+    """The per-split manifests (``{}`` when ``path`` names one manifest); exactly one of the two
+    ways must be used."""
+    per_split = {s: p for s, p in zip(SPLIT_NAMES, (train, val, test), strict=True) if p}
+    if (path is None) == (not per_split):
+        raise DataError(
+            f"{field}: set either `path` (one manifest) or `train` / `val` / `test` "
+            "(one manifest per split)" + (", not both" if path is not None else ""),
+            hint=f"e.g. {example}",
+        )
+    return per_split
+
+
 def manifest_format(path: Path, fmt: ManifestFormat, field: str) -> str:
     if fmt != "auto":
         return fmt

@@ -31,19 +31,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from modalforge.contracts import TARGET_KEY, ColumnLoader, DatasetReader, Target, TargetKind
+from modalforge.contracts import TARGET_KEY, ColumnLoader, Target, TargetKind
 from modalforge.data.paths import PathPolicy
 from modalforge.data.table import ManifestTable
 from modalforge.errors import DataError, SpecError
-from modalforge.modality import Modality
 from modalforge.registry import Registry
 from modalforge.spec.params import validate_params
-from modalforge_datasets.common import unknown_split
+from modalforge_datasets.common import SplitsReader
 from modalforge_datasets.images import BadSamples, OnError, describe
-from modalforge_datasets.manifest_io import ManifestFormat, read_manifest
+from modalforge_datasets.manifest_io import ManifestFormat, read_manifest, split_files
 
 FIELD = "data.dataset.params"
-SPLIT_NAMES = ("train", "val", "test")
 RESERVED = frozenset({TARGET_KEY, "masks"})
 
 
@@ -102,7 +100,7 @@ class TargetSpec(BaseModel):
         return [self.column] if self.column is not None else list(self.columns or [])
 
 
-class ManifestDataset(DatasetReader):
+class ManifestDataset(SplitsReader):
     """Samples ``{<modality>: sample, "target": tensor}`` from manifest rows; see the module
     docstring. Unreadable files are skipped and counted (``on_error: skip``) or stop the run
     (``raise``); every other bad cell is an error naming its file and line when the data set is
@@ -124,13 +122,9 @@ class ManifestDataset(DatasetReader):
         root: str | None = None,
         on_error: OnError = "skip",
     ) -> None:
-        per_split = {s: p for s, p in zip(SPLIT_NAMES, (train, val, test), strict=True) if p}
-        if (path is None) == (not per_split):
-            raise DataError(
-                f"{FIELD}: set either `path` (one manifest) or `train` / `val` / `test` "
-                "(one manifest per split)" + (", not both" if path is not None else ""),
-                hint="e.g. path: data/samples.csv",
-            )
+        per_split = split_files(
+            path, train, val, test, field=FIELD, example="path: data/samples.csv"
+        )
         if not modalities:
             raise SpecError(
                 f"{FIELD}.modalities",
@@ -161,23 +155,6 @@ class ManifestDataset(DatasetReader):
             s: ManifestRows(self, np.flatnonzero(np.asarray(split_of) == s), on_error)
             for s in names
         }
-
-    @property
-    def modalities(self) -> dict[str, Modality]:
-        return dict(self._modalities)
-
-    @property
-    def target(self) -> Target | None:
-        return self._target
-
-    @property
-    def splits(self) -> tuple[str, ...]:
-        return tuple(self._splits)
-
-    def load(self, split: str) -> Dataset:
-        if split not in self._splits:
-            raise unknown_split(self.reader_name, split, self.splits)
-        return self._splits[split]
 
     def labels(self, split: str) -> np.ndarray | None:
         rows = self.load(split).rows
