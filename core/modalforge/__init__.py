@@ -6,8 +6,9 @@ never pulls in timm, transformers or monai.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from modalforge.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -30,6 +31,14 @@ _EXPORTS: dict[str, str] = {
     "Reranker": "modalforge.contracts",
     "Reranked": "modalforge.contracts",
     "DomainAdapter": "modalforge.contracts",
+    "Transform": "modalforge.contracts",
+    "ColumnLoader": "modalforge.contracts",
+    "ManifestTable": "modalforge.data.table",
+    "Optimizer": "modalforge.contracts",
+    "Scheduler": "modalforge.contracts",
+    "Callback": "modalforge.contracts",
+    "RunLogger": "modalforge.contracts",
+    "RunContext": "modalforge.engine.run",
     # plugins and registry
     "hookimpl": "modalforge.plugin",
     "get_registry": "modalforge.plugin",
@@ -61,21 +70,13 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'modalforge' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from modalforge.contracts import (
+        Callback,
+        ColumnLoader,
         CustomTrainStep,
         DatasetReader,
         DomainAdapter,
@@ -87,13 +88,19 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         Loss,
         LossOutput,
         Metric,
+        Optimizer,
         Reranked,
         Reranker,
+        RunLogger,
+        Scheduler,
         Target,
         TargetKind,
+        Transform,
     )
+    from modalforge.data.table import ManifestTable
     from modalforge.engine import Trainer, evaluate, train
     from modalforge.engine.config import TrainConfig
+    from modalforge.engine.run import RunContext
     from modalforge.errors import (
         CheckpointError,
         DataError,

@@ -27,8 +27,13 @@ INJECTED: frozenset[str] = frozenset(
         "target",
         "dataset",
         "encoders",
+        "registry",
+        "columns",
     }
 )
+# Kinds that take fewer context parameters: a data set reader is the start of the pipeline, so
+# `modalities` and `target` are its own (user-set) parameters there, e.g. a manifest's columns.
+INJECTED_BY_KIND: dict[str, frozenset[str]] = {"dataset": frozenset({"registry"})}
 
 
 def kinds() -> tuple[str, ...]:
@@ -58,7 +63,8 @@ class ComponentInfo:
     @property
     def injected(self) -> tuple[str, ...]:
         """Context parameters (sizes, modality) the builder passes in."""
-        return tuple(p for p in self.signature.parameters if p in INJECTED)
+        names = INJECTED_BY_KIND.get(self.kind, INJECTED)
+        return tuple(p for p in self.signature.parameters if p in names)
 
     @cached_property
     def params_model(self) -> type:
@@ -157,6 +163,12 @@ class Registrar:
     def dataset(self, name: str, factory: Callable[..., Any], **kw: Any) -> None:
         self.add("dataset", name, factory, **kw)
 
+    def loader(self, name: str, factory: Callable[..., Any], **kw: Any) -> None:
+        self.add("loader", name, factory, **kw)
+
+    def transform(self, name: str, factory: Callable[..., Any], **kw: Any) -> None:
+        self.add("transform", name, factory, **kw)
+
     def encoder(self, name: str, factory: Callable[..., Any], **kw: Any) -> None:
         self.add("encoder", name, factory, **kw)
 
@@ -180,3 +192,15 @@ class Registrar:
 
     def metric(self, name: str, factory: Callable[..., Any], **kw: Any) -> None:
         self.add("metric", name, factory, **kw)
+
+    def optimizer(self, name: str, factory: Callable[..., Any], **kw: Any) -> None:
+        self.add("optimizer", name, factory, **kw)
+
+    def scheduler(self, name: str, factory: Callable[..., Any], **kw: Any) -> None:
+        self.add("scheduler", name, factory, **kw)
+
+    def callback(self, name: str, factory: Callable[..., Any], **kw: Any) -> None:
+        self.add("callback", name, factory, **kw)
+
+    def logger(self, name: str, factory: Callable[..., Any], **kw: Any) -> None:
+        self.add("logger", name, factory, **kw)

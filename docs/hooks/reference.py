@@ -45,6 +45,8 @@ SCAFFOLD_NAME = "acme_vitals"
 
 KIND_TITLES = {
     "dataset": "Datasets",
+    "loader": "Column loaders",
+    "transform": "Transforms",
     "encoder": "Encoders",
     "fusion": "Fusions",
     "head": "Heads",
@@ -53,9 +55,17 @@ KIND_TITLES = {
     "reranker": "Rerankers",
     "adapter": "Domain adapters",
     "metric": "Metrics",
+    "optimizer": "Optimizers",
+    "scheduler": "Learning-rate schedules",
+    "callback": "Training callbacks",
+    "logger": "Metric loggers",
 }
 KIND_INTROS = {
     "dataset": "Named in `data.dataset`. Each provides modalities (and a target) by name.",
+    "loader": "Named in a `manifest` data set's `modalities.<name>.loader`: each reads one "
+    "modality from one or more manifest columns.",
+    "transform": "Named in `data.transforms.train.<modality>` (augmentation, training only) and "
+    "`data.transforms.eval.<modality>` (preprocessing every sample gets). Sized from the modality.",
     "encoder": "Named in `model.encoders.<modality>`. Sized from the modality they are bound to.",
     "fusion": "Named in `model.fusion`. Sized from the encoders' declared outputs.",
     "head": "Named in `model.head`. Sized from the fusion (or single encoder) and the target.",
@@ -66,6 +76,14 @@ KIND_INTROS = {
     "candidates against their prompts and keeps the best.",
     "adapter": "Domain adapters bundle a domain's readers, modalities and recommended components.",
     "metric": "Named in the `metrics` list.",
+    "optimizer": "Named in `train.optimizer` (default `adamw`). `train.lr`, `train.weight_decay` "
+    "and `train.param_groups` apply to every optimizer.",
+    "scheduler": "Named in `train.scheduler` (default `warmup_cosine`): a multiplier of every "
+    "parameter group's rate per optimizer step; `train.warmup_steps` applies to all.",
+    "callback": "Named in the `train.callbacks` list; called through the run hooks on every "
+    "process.",
+    "logger": "Named in the `train.loggers` list; they receive every `metrics.jsonl` record, on "
+    "process 0.",
 }
 
 
@@ -197,7 +215,10 @@ def _default(field: Any) -> str:
             value = field.default_factory()
         except TypeError:
             return "(computed)"
-        return "(all defaults)" if isinstance(value, pydantic.BaseModel) else f"`{value!r}`"
+        if isinstance(value, pydantic.BaseModel):
+            name = getattr(value, "name", None)  # a ComponentRef: its component
+            return f"`{name}`" if isinstance(name, str) else "(all defaults)"
+        return f"`{value!r}`"
     return f"`{field.default!r}`"
 
 
@@ -217,7 +238,7 @@ def model_fields_markdown(model: type, title: str) -> str:
 
 def spec_markdown() -> str:
     """Field tables for every section of a pipeline spec, top-level first."""
-    from modalforge.engine.config import TrainConfig
+    from modalforge.engine.config import ParamGroup, TrainConfig
     from modalforge.spec.schema import ComponentRef, DataSpec, ModelSpec, PipelineSpec
 
     sections = [
@@ -226,6 +247,7 @@ def spec_markdown() -> str:
         (ModelSpec, "`model`"),
         (ComponentRef, "Component references"),
         (TrainConfig, "`train`"),
+        (ParamGroup, "`train.param_groups.<prefix>`"),
     ]
     return "\n".join(model_fields_markdown(model, title) for model, title in sections)
 

@@ -11,8 +11,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from modalforge.contracts import MASKS_KEY, DatasetReader
+from modalforge.contracts import MASKS_KEY, DatasetReader, Target
 from modalforge.errors import DataError
+from modalforge.modality import Modality
 
 
 class TensorDictDataset(Dataset):
@@ -99,6 +100,33 @@ class PackedStrings:
         return (self[i] for i in range(len(self)))
 
 
+class SplitsReader(DatasetReader):
+    """Base of readers that hold their splits in ``_splits`` (name → data set), and, unless a
+    subclass computes them, their modalities in ``_modalities`` and target in ``_target``."""
+
+    reader_name: ClassVar[str] = ""
+    _splits: dict[str, Dataset]
+    _modalities: dict[str, Modality]
+    _target: Target | None = None
+
+    @property
+    def modalities(self) -> dict[str, Modality]:
+        return dict(self._modalities)
+
+    @property
+    def target(self) -> Target | None:
+        return self._target
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return tuple(self._splits)
+
+    def load(self, split: str) -> Dataset:
+        if split not in self._splits:
+            raise unknown_split(self.reader_name, split, self.splits)
+        return self._splits[split]
+
+
 class TrainTestReader(DatasetReader):
     """Base of in-memory readers with a fixed train/test split of one ``TensorDictDataset``.
 
@@ -120,3 +148,13 @@ class TrainTestReader(DatasetReader):
         if split == "test":
             return self._all.subset(self.test_indices)
         raise unknown_split(self.reader_name, split, self.splits)
+
+    def labels(self, split: str) -> np.ndarray | None:
+        """Class indices of ``split``, when the samples carry a ``target`` tensor."""
+        target = self._all.tensors.get("target")
+        if target is None or self.target is None:
+            return None
+        if split not in self.splits:
+            raise unknown_split(self.reader_name, split, self.splits)
+        idx = self.train_indices if split == "train" else self.test_indices
+        return target[torch.as_tensor(idx, dtype=torch.long)].numpy()

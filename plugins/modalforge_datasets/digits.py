@@ -50,7 +50,7 @@ class DigitsDataset(TrainTestReader):
             x = F.interpolate(
                 x, size=(image_size, image_size), mode="bilinear", align_corners=False
             ).clamp_(0.0, 1.0)
-        self.labels = labels
+        self.all_labels = labels
         self._all = TensorDictDataset({"image": x.contiguous(), "target": torch.from_numpy(labels)})
         self.train_indices, self.test_indices = stratified_split(labels, test_fraction, split_seed)
 

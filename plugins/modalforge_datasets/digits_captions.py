@@ -67,7 +67,9 @@ class DigitsCaptionsDataset(DatasetReader):
         self.image_size = image_size
         self.caption_mode = caption_mode
         self.train_indices, self.test_indices = self.digits.train_indices, self.digits.test_indices
-        self.captions = make_captions(self.digits.labels, caption_mode, numeral_prob, caption_seed)
+        self.captions = make_captions(
+            self.digits.all_labels, caption_mode, numeral_prob, caption_seed
+        )
 
     @property
     def class_names(self) -> tuple[str, ...]:

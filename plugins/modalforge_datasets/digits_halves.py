@@ -29,7 +29,7 @@ class DigitsHalvesDataset(TrainTestReader):
             raise ValueError(f"image_size must be even and at least 2, got {image_size}")
         digits = DigitsDataset(image_size, test_fraction, split_seed)
         self.image_size = image_size
-        self.labels = digits.labels
+        self.all_labels = digits.all_labels
         self.train_indices, self.test_indices = digits.train_indices, digits.test_indices
         images = digits._all.tensors["image"]  # (N, 1, S, S); same package, so no copy of code
         half = image_size // 2

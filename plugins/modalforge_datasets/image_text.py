@@ -6,12 +6,11 @@ from typing import ClassVar
 
 from torch.utils.data import Dataset
 
-from modalforge.contracts import DatasetReader
 from modalforge.modality import Modality
-from modalforge_datasets.common import unknown_split
+from modalforge_datasets.common import SplitsReader
 
 
-class ImageTextReader(DatasetReader):
+class ImageTextReader(SplitsReader):
     """Base of readers whose samples are ``{"image": PIL RGB image, "text": caption}``.
 
     Both modalities are raw: the image and text encoders' ``preprocess()`` turn them into tensors.
@@ -29,12 +28,3 @@ class ImageTextReader(DatasetReader):
             "image": Modality("image", "image2d", (3, size, size), dtype="image"),
             "text": Modality("text", "text", (None,), dtype="str"),
         }
-
-    @property
-    def splits(self) -> tuple[str, ...]:
-        return tuple(self._splits)
-
-    def load(self, split: str) -> Dataset:
-        if split not in self._splits:
-            raise unknown_split(self.reader_name, split, self.splits)
-        return self._splits[split]

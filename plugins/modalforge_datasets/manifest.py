@@ -12,10 +12,9 @@ from modalforge.errors import DataError
 from modalforge_datasets.common import PackedStrings
 from modalforge_datasets.image_text import ImageTextReader
 from modalforge_datasets.images import BadSamples, OnError, decode_image, describe
-from modalforge_datasets.manifest_io import Manifest, ManifestFormat, read_manifest
+from modalforge_datasets.manifest_io import Manifest, ManifestFormat, read_manifest, split_files
 
 FIELD = "data.dataset.params"
-SPLIT_NAMES = ("train", "val", "test")
 
 
 class ImageTextManifestDataset(ImageTextReader):
@@ -51,14 +50,14 @@ class ImageTextManifestDataset(ImageTextReader):
         image_size: int | None = None,
         on_error: OnError = "skip",
     ) -> None:
-        per_split = {s: p for s, p in zip(SPLIT_NAMES, (train, val, test), strict=True) if p}
-        if (path is None) == (not per_split):
-            raise DataError(
-                f"{FIELD}: set either `path` (one manifest) or `train` / `val` / `test` "
-                "(one manifest per split)" + (", not both" if path is not None else ""),
-                hint="e.g. path: data/pairs.csv, or train: data/train.jsonl and "
-                "test: data/test.jsonl",
-            )
+        per_split = split_files(
+            path,
+            train,
+            val,
+            test,
+            field=FIELD,
+            example="path: data/pairs.csv, or train: data/train.jsonl and test: data/test.jsonl",
+        )
         if image_size is not None and image_size < 1:
             raise ValueError(f"image_size must be positive, got {image_size}")
         reserved = {"image", "text", "masks", image_column, caption_column}

@@ -11,8 +11,15 @@ from typing import Literal
 
 from modalforge.errors import DataError
 
-ManifestFormat = Literal["auto", "csv", "tsv", "jsonl"]
-_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+ManifestFormat = Literal["auto", "csv", "tsv", "jsonl", "parquet"]
+_SUFFIXES = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 
 @dataclass
@@ -27,6 +34,30 @@ class Manifest:
         return len(self.lines)
 
 
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def split_files(
+    path: str | None,
+    train: str | None,
+    val: str | None,
+    test: str | None,
+    *,
+    field: str,
+    example: str,
+) -> dict[str, str]:
+    """The per-split manifests (``{}`` when ``path`` names one manifest); exactly one of the two
+    ways must be used."""
+    per_split = {s: p for s, p in zip(SPLIT_NAMES, (train, val, test), strict=True) if p}
+    if (path is None) == (not per_split):
+        raise DataError(
+            f"{field}: set either `path` (one manifest) or `train` / `val` / `test` "
+            "(one manifest per split)" + (", not both" if path is not None else ""),
+            hint=f"e.g. {example}",
+        )
+    return per_split
+
+
 def manifest_format(path: Path, fmt: ManifestFormat, field: str) -> str:
     if fmt != "auto":
         return fmt
@@ -35,7 +66,7 @@ def manifest_format(path: Path, fmt: ManifestFormat, field: str) -> str:
         raise DataError(
             f"{field}: cannot tell the format of manifest {path} from its suffix "
             f"{path.suffix or '(none)'}",
-            hint="name it .csv, .tsv or .jsonl, or set data.dataset.params.format",
+            hint="name it .csv, .tsv, .jsonl or .parquet, or set data.dataset.params.format",
         )
     return found
 
@@ -48,6 +79,8 @@ def read_manifest(path: Path, fmt: ManifestFormat, field: str) -> Manifest:
             hint="check the path (relative paths are from the working directory)",
         )
     kind = manifest_format(path, fmt, field)
+    if kind == "parquet":
+        return _read_parquet(path, field)
     try:
         with path.open(encoding="utf-8-sig", newline="") as f:
             rows = list(_jsonl_rows(f, path) if kind == "jsonl" else _csv_rows(f, kind))
@@ -63,6 +96,26 @@ def read_manifest(path: Path, fmt: ManifestFormat, field: str) -> Manifest:
         names.update(dict.fromkeys(row))
     columns = {name: [row.get(name, "") for _, row in rows] for name in names}
     return Manifest(path, columns, [line for line, _ in rows])
+
+
+def _read_parquet(path: Path, field: str) -> Manifest:
+    """A Parquet file's columns as strings (lists and maps as JSON), as a CSV would give them;
+    row numbers count from 1."""
+    from modalforge.deps import require
+
+    pq = require("pyarrow.parquet", extra="parquet", package="pyarrow")
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
+        raise DataError(
+            f"{field}: manifest {path} is not a readable Parquet file: {exc}",
+            hint='check the file (e.g. `python -c "import pyarrow.parquet as pq; '
+            f"print(pq.read_schema('{path}'))\"`)",
+        ) from None
+    columns = {
+        name: [_text(v) for v in table.column(name).to_pylist()] for name in table.column_names
+    }
+    return Manifest(path, columns, list(range(1, table.num_rows + 1)))
 
 
 def _csv_rows(f, kind: str) -> Iterator[tuple[int, dict[str, str]]]:  # noqa: ANN001
@@ -92,6 +145,8 @@ def _jsonl_rows(f, path: Path) -> Iterator[tuple[int, dict[str, str]]]:  # noqa:
 
 def _text(value: object) -> str:
     if value is None:
+        return ""
+    if isinstance(value, float) and value != value:  # NaN (pandas' missing value)
         return ""
     if isinstance(value, str):
         return value.strip()

@@ -11,12 +11,15 @@ from typing import Literal
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from modalforge.contracts import DatasetReader, Target, TargetKind
+from modalforge.contracts import Target, TargetKind
 from modalforge.errors import DataError
 from modalforge.modality import Modality, ModalityKind
-from modalforge_datasets.common import TensorDictDataset, stratified_split, unknown_split
+from modalforge_datasets.common import (
+    SplitsReader,
+    TensorDictDataset,
+    stratified_split,
+)
 
 FIELD = "data.dataset.params"
 
@@ -55,13 +58,15 @@ def read_arrays(path: str, field: str) -> dict[str, np.ndarray]:
     )
 
 
-class TensorFileDataset(DatasetReader):
+class TensorFileDataset(SplitsReader):
     """Reads ``path`` (and ``test_path``, else a fixed stratified split of ``path``).
 
     ``modality_kinds`` maps each array name to its kind, e.g. ``{ct: volume3d, labs: tabular}``;
     shapes come from the arrays. ``target_kind`` is ``multiclass`` (integer labels), ``multilabel``
     (0/1 columns), ``regression`` (real values) or ``None`` for unlabelled data.
     """
+
+    reader_name = "tensor_file"
 
     def __init__(
         self,
@@ -183,20 +188,3 @@ class TensorFileDataset(DatasetReader):
         elif self.target_kind is not None:
             out["target"] = torch.from_numpy(arrays["target"].astype(np.float32))
         return out
-
-    @property
-    def modalities(self) -> dict[str, Modality]:
-        return dict(self._modalities)
-
-    @property
-    def target(self) -> Target | None:
-        return self._target
-
-    @property
-    def splits(self) -> tuple[str, ...]:
-        return tuple(self._splits)
-
-    def load(self, split: str) -> Dataset:
-        if split not in self._splits:
-            raise unknown_split("tensor_file", split, self.splits)
-        return self._splits[split]

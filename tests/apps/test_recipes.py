@@ -44,3 +44,14 @@ def test_recipe_names_resolve_to_the_packaged_files():
     assert recipes.resolve("my/spec.yaml") == "my/spec.yaml"
     with pytest.raises(LookupError, match="no built-in recipe 'nope'; there are: digits_"):
         recipes.recipe_path("nope")
+
+
+@pytest.mark.parametrize(
+    "path", sorted((EXAMPLES.parent / "bench").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_bench_examples_validate(path):
+    from modalforge_apps.bench import check_cells, load_grid
+
+    loaded = load_grid(path)
+    specs = check_cells(loaded, get_registry())  # every cell's names and parameters
+    assert len(specs) == len(loaded.cells)

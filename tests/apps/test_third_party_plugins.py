@@ -20,7 +20,7 @@ import pytest
 pytestmark = pytest.mark.slow  # installs packages and starts several Python processes
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "plugins"
-THIRD_PARTY = ("mf_good", "mf_broken_import", "mf_broken_register", "mf_dup")
+THIRD_PARTY = ("mf_good", "mf_broken_import", "mf_broken_register", "mf_dup", "mf_lab")
 BUILTINS = ("datasets", "encoders", "fusion", "heads", "losses", "metrics", "monai", "timm")
 
 
@@ -227,3 +227,67 @@ def test_third_party_component_builds_trains_and_reloads(env):
     # The checkpoint holds the third-party head's weights: reloading gives the same accuracy.
     assert got["reloaded"]["accuracy"] == pytest.approx(got["metrics"]["accuracy"])
     assert (env.work / "run" / "results.json").is_file()
+
+
+def test_a_domain_plugin_uses_every_hook(env):
+    rows = plugin_rows(env.run(["-m", "modalforge", "plugins"]).stdout)
+    assert rows["mf_lab"][:3] == ["1.2.0", "mf-lab", "ok"]
+    for entry in (
+        "adapter:lab",
+        "transform:lab_shift",
+        "loader:semicolon_vector",
+        "command:lab-hello",
+        "preset:lab_fast",
+        "recipe:lab_recipe.yaml",
+    ):
+        assert entry in rows["mf_lab"][3]
+
+    hello = env.run(["-m", "modalforge", "lab-hello", "Ada", "--shout"])
+    assert hello.returncode == 0, hello.stderr
+    assert hello.stdout.strip() == "HELLO ADA FROM THE LAB"
+    nobody = env.run(["-m", "modalforge", "lab-hello", "nobody"])
+    assert nobody.returncode == 2 and "Traceback" not in nobody.stderr
+    assert "error: lab-hello: there is nobody to greet\n  fix: name somebody" in nobody.stderr
+    listed = env.run(["-m", "modalforge", "components", "adapter", "lab"])
+    assert "readers: manifest, semicolon_vector" in listed.stdout
+    assert "`domain: lab` starts a spec from:" in listed.stdout
+    assert "not installed" not in listed.stdout
+
+    rng = __import__("random").Random(0)
+    lines = ["reading,label,batch"]
+    for i in range(40):
+        label = i % 2
+        values = [rng.gauss(3.0 * label, 1.0) for _ in range(3)]
+        lines.append(
+            f"{';'.join(f'{v:.3f}' for v in values)},{'hot' if label else 'cold'},b{i // 4}"
+        )
+    (env.work / "readings.csv").write_text("\n".join(lines) + "\n")
+    trained = env.run(["-m", "modalforge", "train", "recipe:lab_recipe", "--out", "lab_run"])
+    assert trained.returncode == 0, trained.stderr
+    spec = __import__("yaml").safe_load((env.work / "lab_run" / "spec.yaml").read_text())
+    # domain defaults, then the preset over them, then the recipe's own values
+    assert spec["model"]["encoders"]["reading"]["name"] == "mlp"
+    assert spec["train"]["max_steps"] == 3 and spec["train"]["lr"] == 0.05
+    assert spec["data"]["transforms"]["eval"]["reading"] == [{"name": "standardize", "params": {}}]
+    json = __import__("json")
+    run = env.work / "lab_run"
+    results = json.loads((run / "results.json").read_text())
+    assert set(results["metrics"]) >= {"accuracy", "macro_f1"}
+    # the plugin's callback stopped the run after 2 of the preset's 3 steps
+    assert results["steps"] == 2 and results["stopped"]["by"] == "lab_stop"
+    assert (run / "lab_checkpoints.txt").read_text().split() == ["step_00000002"]
+    notebook = [json.loads(x) for x in (run / "lab_notebook.jsonl").read_text().splitlines()]
+    logged = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["split"]) for r in notebook] == [(r["step"], r["split"]) for r in logged]
+    assert (run / "lab_signed.txt").read_text() == "lab-recipe 2\n"  # the module-level run hook
+    overridden = env.run(
+        [
+            "-m",
+            "modalforge",
+            "check",
+            "recipe:lab_recipe",
+            "domain.params.epochs=7",
+            "train.max_steps=null",
+        ]
+    )
+    assert overridden.returncode == 0, overridden.stderr

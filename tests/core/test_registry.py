@@ -12,7 +12,9 @@ def test_lookup_and_listing():
     assert info.provider == "toy"
     assert reg.names("fusion") == ["concat", "sum"]
     assert ("head", "linear") in reg
-    assert len(reg) == 8
+    assert len(reg) == 8 + 9  # the toy components and the built-in training choices
+    assert reg.names("optimizer") == ["adam", "adamw", "sgd"]
+    assert reg.names("scheduler") == ["constant", "linear", "step", "warmup_cosine"]
 
 
 def test_injected_params_are_not_user_params():

@@ -148,8 +148,17 @@ class Accuracy(Metric):
         return {"accuracy": self.hits / max(self.n, 1)}
 
 
+def add_training(registry: Registry) -> Registry:
+    """Add the built-in optimizers, schedules, callbacks and loggers (what the installed
+    ``training`` plugin registers): every spec names an optimizer and a schedule."""
+    import modalforge_training
+
+    modalforge_training.register_components(Registrar(registry, "training"))
+    return registry
+
+
 def toy_registry(provider: str = "toy") -> Registry:
-    registry = Registry()
+    registry = add_training(Registry())
     r = Registrar(registry, provider)
     r.dataset("toy", ToyData)
     r.encoder("flatten", FlattenEncoder)

@@ -32,11 +32,10 @@ def write_outputs(loaded: LoadedGrid, out: str | Path) -> tuple[list[Row], list[
 
     out = Path(out)
     records, corrupt = read_results(out / RESULTS_FILE)
-    run_ids = {c.run_id(s) for c in loaded.cells for s in loaded.seeds}
+    run_ids = loaded.run_ids()
     records = [r for r in records if r["run_id"] in run_ids]
-    expected = [
-        ExpectedCell(c.cell_id, c.label, c.overrides, len(loaded.seeds)) for c in loaded.cells
-    ]
+    n = len(loaded.replicates)
+    expected = [ExpectedCell(c.cell_id, c.label, c.overrides, n) for c in loaded.cells]
     rows, names = leaderboard(records, loaded.grid.rank_by, expected)
     write_leaderboard(out, rows, names)
     notes = [
@@ -52,6 +51,7 @@ def write_outputs(loaded: LoadedGrid, out: str | Path) -> tuple[list[Row], list[
         rows=rows,
         names=names,
         notes=notes,
+        over="seeds × folds" if loaded.grid.folds else "seeds",
         extra_figures=robustness_plots(records, rows, out / "plots"),
     )
     return rows, names

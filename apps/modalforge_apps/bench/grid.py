@@ -10,10 +10,12 @@ A grid file looks like::
     extra_cells:                  # optional: more cells, each a mapping of overrides
       - {model.encoders: {image: cnn}, model.fusion: concat}   # e.g. a unimodal baseline
     seeds: [0, 1, 2]              # default [0, 1, 2]; every cell runs once per seed
+    folds: 5                      # optional: k-fold cross-validation, every seed once per fold
 
 An axis value ``null`` on a mapping entry removes that entry (e.g. ``model.encoders.tabular:
 [null]`` gives a unimodal baseline). A cell is one combination of axis values; a run is a cell
-with one seed.
+with one seed (and, with ``folds: K``, one fold: ``data.split.folds=K``, ``data.split.fold=i``,
+so the leaderboard's mean ± std is over seeds × folds).
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ class Grid(BaseModel):
         default_factory=list, description="more cells after the product: override mappings"
     )
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    folds: int | None = Field(
+        None, ge=2, description="k-fold cross-validation: every cell × seed runs once per fold"
+    )
     rank_by: str | None = Field(None, description="metric that sorts the leaderboard")
 
     @field_validator("axes")
@@ -66,6 +71,8 @@ class Grid(BaseModel):
                 raise ValueError(f"axis {key!r} needs at least one value")
             if key == "seed":
                 raise ValueError("use the top-level `seeds:` list, not a `seed` axis")
+            if key in ("data.split.fold", "data.split.folds"):
+                raise ValueError("use the top-level `folds: K`, not a fold axis")
         return axes
 
     @field_validator("extra_cells")
@@ -101,9 +108,9 @@ class Cell:
     label: str
     overrides: dict[str, Any]
 
-    def run_id(self, seed: int) -> str:
-        """The id of this cell's run with ``seed`` (its folder under ``runs/``)."""
-        return f"{self.cell_id}-s{seed}"
+    def run_id(self, seed: int, fold: int | None = None) -> str:
+        """The id of this cell's run with ``seed`` (and ``fold``): its folder under ``runs/``."""
+        return f"{self.cell_id}-s{seed}" + (f"-f{fold}" if fold is not None else "")
 
 
 @dataclass(frozen=True)
@@ -119,16 +126,31 @@ class LoadedGrid:
     def seeds(self) -> list[int]:
         return list(self.grid.seeds)
 
-    def digest(self) -> str:
-        """Hash of everything that determines the runs: base spec, axes and seeds."""
-        g = self.grid
-        return _hash(
-            {"base": self.base, "axes": g.axes, "extra": g.extra_cells, "seeds": g.seeds}, 16
-        )
+    @property
+    def replicates(self) -> list[tuple[int, int | None]]:
+        """The ``(seed, fold)`` runs of every cell (fold ``None`` without cross-validation)."""
+        folds = range(self.grid.folds) if self.grid.folds else [None]
+        return [(s, f) for s in self.grid.seeds for f in folds]
 
-    def cell_dict(self, cell: Cell, seed: int) -> dict[str, Any]:
-        """The spec dict of ``cell`` run with ``seed`` (progress bars off)."""
-        return cell_spec_dict(self.base, cell.overrides, seed)
+    def run_ids(self) -> set[str]:
+        return {c.run_id(s, f) for c in self.cells for s, f in self.replicates}
+
+    def digest(self) -> str:
+        """Hash of everything that determines the runs: base spec, axes, seeds and folds."""
+        g = self.grid
+        what = {"base": self.base, "axes": g.axes, "extra": g.extra_cells, "seeds": g.seeds}
+        if g.folds:
+            what["folds"] = g.folds
+        return _hash(what, 16)
+
+    def cell_dict(self, cell: Cell, seed: int, fold: int | None = None) -> dict[str, Any]:
+        """The spec dict of ``cell`` run with ``seed`` and ``fold`` (progress bars off)."""
+        data = cell_spec_dict(self.base, cell.overrides, seed)
+        if fold is not None:
+            data = apply_overrides(
+                data, [f"data.split.folds={self.grid.folds}", f"data.split.fold={fold}"]
+            )
+        return data
 
 
 def _hash(obj: Any, n: int) -> str:
@@ -137,8 +159,14 @@ def _hash(obj: Any, n: int) -> str:
 
 
 def _short(value: Any) -> str:
+    """A cell label's value: a component's name, ``key:value`` pairs of other mappings (``{}``:
+    ``none``), the items of a list joined by ``+``."""
     if isinstance(value, dict):
-        return str(value["name"]) if "name" in value else "+".join(map(str, value)) or "{}"
+        if "name" in value:
+            return str(value["name"])
+        return " ".join(f"{k}:{_short(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, list):
+        return "+".join(_short(v) for v in value) or "none"
     return "none" if value is None else str(value)
 
 
@@ -210,7 +238,7 @@ def check_cells(loaded: LoadedGrid, registry: Any) -> dict[str, PipelineSpec]:
     problems: list[str] = []
     for cell in loaded.cells:
         try:
-            spec = parse_spec(loaded.cell_dict(cell, loaded.seeds[0]))
+            spec = parse_spec(loaded.cell_dict(cell, *loaded.replicates[0]))
             validate_components(spec, registry)
         except SpecError as exc:
             problems.append(f"cell {cell.cell_id} ({cell.label}): {exc}")

@@ -126,14 +126,16 @@ def write_bench_report(
     names: Sequence[str],
     notes: Sequence[str] = (),
     extra_figures: Sequence[tuple[Path, str]] = (),
+    over: str = "seeds",
 ) -> Path:
-    """Write the self-contained report; PNGs go to ``<path's folder>/plots``."""
+    """Write the self-contained report; PNGs go to ``<path's folder>/plots``. ``over`` says what
+    a cell's runs vary (seeds, or seeds × folds)."""
     metric = next((n for n in names if "loss" not in n), next(iter(names), None))
     figures = scatter_plots(rows, metric, path.parent / "plots") if metric else []
     figures += list(extra_figures)
     table = _table(rows, names)
     body = [
-        f"<p>{len(rows)} cells; mean ± sample std over seeds. Ranked by "
+        f"<p>{len(rows)} cells; mean ± sample std over {html.escape(over)}. Ranked by "
         f"<code>{html.escape(str(metric))}</code>.</p>",
         "<h2>Leaderboard</h2>",
         table,

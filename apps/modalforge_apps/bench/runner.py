@@ -107,12 +107,15 @@ def run_bench(
     if corrupt:
         log(f"warning: {corrupt} unreadable line(s) in {out / RESULTS_FILE} ignored; rerunning")
     done = {r["run_id"] for r in existing if r.get("status") == "ok"}
-    todo = [(c, s) for c in loaded.cells for s in loaded.seeds if c.run_id(s) not in done]
-    summary.resumed = len(loaded.cells) * len(loaded.seeds) - len(todo)
+    todo = [
+        (c, s, f) for c in loaded.cells for s, f in loaded.replicates if c.run_id(s, f) not in done
+    ]
+    summary.resumed = len(loaded.cells) * len(loaded.replicates) - len(todo)
     if summary.resumed:
         log(f"{summary.resumed} run(s) already finished; {len(todo)} to go")
     jobs = [
-        Job(_meta(c, s), loaded.cell_dict(c, s), str(out / "runs" / c.run_id(s))) for c, s in todo
+        Job(_meta(c, s, f), loaded.cell_dict(c, s, f), str(out / "runs" / c.run_id(s, f)))
+        for c, s, f in todo
     ]
 
     def record(rec: dict[str, Any]) -> None:
@@ -129,14 +132,17 @@ def run_bench(
     return summary
 
 
-def _meta(cell: Cell, seed: int) -> dict[str, Any]:
-    return {
+def _meta(cell: Cell, seed: int, fold: int | None = None) -> dict[str, Any]:
+    meta = {
         "cell_id": cell.cell_id,
-        "run_id": cell.run_id(seed),
+        "run_id": cell.run_id(seed, fold),
         "label": cell.label,
         "seed": seed,
         "overrides": cell.overrides,
     }
+    if fold is not None:
+        meta["fold"] = fold
+    return meta
 
 
 _WORKER_REGISTRY: Any = None

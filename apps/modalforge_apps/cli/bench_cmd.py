@@ -38,7 +38,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from modalforge_apps.bench import load_grid, run_bench, write_outputs
 
     loaded = load_grid(args.grid)
-    n_runs = len(loaded.cells) * len(loaded.seeds)
+    n_runs = len(loaded.cells) * len(loaded.replicates)
+    runs = f"{len(loaded.seeds)} seeds" + (
+        f" × {loaded.grid.folds} folds" if loaded.grid.folds else ""
+    )
     if args.dry_run:
         from modalforge.plugin import get_registry
         from modalforge_apps.bench import check_cells
@@ -46,7 +49,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         check_cells(loaded, get_registry())
         for cell in loaded.cells:
             print(f"{cell.cell_id}  {cell.label}")
-        print(f"\n{len(loaded.cells)} cells × {len(loaded.seeds)} seeds = {n_runs} runs; all valid")
+        print(f"\n{len(loaded.cells)} cells × {runs} = {n_runs} runs; all valid")
         return 0
     if not args.out:
         from modalforge_apps.bench import GridError
@@ -56,7 +59,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     out = io.check_output_dir(args.out, "--out")
     executor = make_executor(args)  # a missing Ray fails here, before anything runs
-    print(f"grid {loaded.name}: {len(loaded.cells)} cells × {len(loaded.seeds)} seeds")
+    print(f"grid {loaded.name}: {len(loaded.cells)} cells × {runs}")
     summary = run_bench(loaded, out, executor=executor)
     rows, names = write_outputs(loaded, out)
     print(

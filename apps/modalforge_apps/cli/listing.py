@@ -67,6 +67,37 @@ def _show_one(info) -> None:  # noqa: ANN001
     _print_table(rows, indent="  ")
     if info.injected:
         print(f"\n  sized by the pipeline (not set in specs): {', '.join(info.injected)}")
+    if info.kind == "adapter":
+        _show_adapter(info)
+
+
+def _show_adapter(info) -> None:  # noqa: ANN001
+    """A domain's catalogue, from the adapter built with its default parameters."""
+    import yaml
+
+    from modalforge.pipeline import instantiate
+    from modalforge.plugin import get_registry
+    from modalforge.spec.params import validate_params
+
+    adapter = instantiate(info, validate_params(info, {}, "domain"), "domain")
+    print(f"\n  {adapter.describe()}")
+    sections = [
+        ("modalities", [m.describe() for m in adapter.modalities.values()]),
+        ("readers", list(adapter.readers)),
+        ("transforms", list(adapter.transforms)),
+        ("recommended", [f"{role}: {name}" for role, name in adapter.recommended.items()]),
+        ("metrics", list(adapter.metrics)),
+    ]
+    for title, items in sections:
+        if items:
+            print(f"  {title}: {', '.join(items)}")
+    missing = adapter.missing(get_registry())
+    if missing:
+        print(f"  not installed: {', '.join(missing)}")
+    preset = adapter.preset()
+    if preset:
+        text = yaml.safe_dump(preset, sort_keys=False).rstrip()
+        print(f"\n  `domain: {info.name}` starts a spec from:\n    " + text.replace("\n", "\n    "))
 
 
 def _print_table(rows: list[tuple[str, ...]], indent: str = "") -> None:

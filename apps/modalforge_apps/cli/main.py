@@ -170,14 +170,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="Python package name of the plugin, e.g. my_plugin")
     p.add_argument("--dest", default=".", help="parent folder (default: current folder)")
     p.set_defaults(handler=_lazy("modalforge_apps.cli.scaffold_cmd", "cmd_new_plugin"))
+    parser.epilog = "Installed plugins may add commands: `modalforge plugins` lists them."
+    parser.set_defaults(subparsers=sub)
     return parser
 
 
+def add_plugin_commands(parser: argparse.ArgumentParser) -> None:
+    """Add the sub-commands of installed plugins (this loads the plugins, so it runs only when
+    the command line names a command that is not built in)."""
+    from modalforge.plugin import get_host
+
+    sub = parser.get_default("subparsers")
+    for command in get_host().extensions.commands.values():
+        if command.name in sub.choices:
+            warnings.warn(
+                f"modalforge: plugin {command.provider!r} adds command {command.name!r}, which "
+                "is a built-in command; the plugin's is ignored",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            continue
+        p = sub.add_parser(command.name, help=f"{command.help} [plugin {command.provider}]")
+        command.configure(p)
+        p.set_defaults(handler=command.run)
+
+
+def _named_command(argv: Sequence[str]) -> str | None:
+    """The first argument that is not an option: the sub-command's name."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def spec_path(value: str) -> str:
-    """A spec argument: ``recipe:NAME`` is the built-in recipe's file, anything else a path."""
+    """A spec argument: ``recipe:NAME`` is that recipe's file, anything else a path."""
+    from modalforge.errors import ModalforgeError
+
     try:
         return recipes.resolve(value)
-    except LookupError as exc:
+    except ModalforgeError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
@@ -217,7 +246,12 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    warnings.showwarning = _show_warning
+    name = _named_command(argv)
+    if name is not None and name not in parser.get_default("subparsers").choices:
+        add_plugin_commands(parser)
     args, extra = parser.parse_known_args(argv)
     # overrides may come after options (`train spec.yaml --out d a.b=c`): argparse leaves them over
     stray = [a for a in extra if a.startswith("-") or "=" not in a]
@@ -228,7 +262,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return EXIT_USER_ERROR
-    warnings.showwarning = _show_warning
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:

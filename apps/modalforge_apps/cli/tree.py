@@ -19,6 +19,33 @@ def _fmt(n: int) -> str:
     return f"{n / 1e6:.2f}M" if n >= 1_000_000 else f"{n:,}"
 
 
+def _data_lines(p: Pipeline) -> list[str]:
+    """The split sizes (when ``data.split`` divides the data) and each modality's transforms."""
+    lines = []
+    split = p.spec.data.split
+    if split is not None:
+        sizes = ", ".join(f"{k} {len(v)}" for k, v in p.dataset.indices.items())
+        how = [f"group by {split.group}"] if split.group else []
+        if p.dataset.labels(p.dataset.source) is not None and split.stratify is not False:
+            how.append("stratified")
+        if split.folds:
+            how.append(f"fold {split.fold} of {split.folds}")
+        extra = f" ({', '.join(how)})" if how else ""
+        lines.append(f"│  ├─ split {p.dataset.source!r}: {sizes}{extra}")
+    t = p.data_transforms
+    for name in t.modalities:
+        chain = [
+            f"{phase}: {', '.join(type(s).__name__ for s in steps[name])}"
+            for phase, steps in (("train", t.train), ("eval", t.eval))
+            if name in steps
+        ]
+        if chain:
+            after = t.modalities[name]
+            shape = "" if after == p.dataset.modalities[name] else f" → {after.describe()}"
+            lines.append(f"│  ├─ transforms.{name}: {'; '.join(chain)}{shape}")
+    return lines
+
+
 def describe_pipeline(p: Pipeline) -> str:
     spec = p.spec
     ds = p.dataset
@@ -29,6 +56,7 @@ def describe_pipeline(p: Pipeline) -> str:
     lines = [
         f"pipeline {spec.name}",
         f"├─ data: {spec.data.dataset.name}  [{mods}]  target: {tdesc}",
+        *_data_lines(p),
         f"├─ model: {type(p.model).__name__}  {_fmt(total)} params ({_fmt(trainable)} trainable)",
     ]
     if isinstance(p.model, MultimodalModel):

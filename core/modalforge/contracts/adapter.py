@@ -3,27 +3,43 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-
-from torch import Tensor
+from typing import Any
 
 from modalforge.modality import Modality
 
 
 class DomainAdapter(ABC):
-    """Bundles a domain's defaults: its modalities, readers, transforms, components and metrics.
+    """A domain's spec defaults and its catalogue of components, named in a spec as
+    ``domain: NAME`` (or ``domain: {name: NAME, params: {...}}``).
 
-    Everything named here refers to registered components, so a spec can use them directly.
+    :meth:`preset` is a spec fragment merged under the user's spec before validation: every
+    value the spec sets itself wins, so each default stays overridable in YAML. The catalogue
+    (:attr:`modalities`, :attr:`readers`, :attr:`transforms`, :attr:`recommended`,
+    :attr:`metrics`) names registered components and is shown by
+    ``modalforge components adapter NAME``; :meth:`missing` lists names nobody registered.
     """
 
-    @property
     @abstractmethod
+    def describe(self) -> str:
+        """One paragraph for ``modalforge components adapter``."""
+
+    def preset(self) -> dict[str, Any]:
+        """Spec defaults that ``domain: NAME`` applies (a partial spec, e.g. ``{"train": ...}``)."""
+        return {}
+
+    @property
     def modalities(self) -> dict[str, Modality]:
         """The domain's standard modalities (e.g. ``ct``: volume3d, ``report``: text)."""
+        return {}
 
     @property
     def readers(self) -> tuple[str, ...]:
-        """Registered dataset-reader names for this domain's file formats."""
+        """Registered dataset readers (and column loaders) for the domain's file formats."""
+        return ()
+
+    @property
+    def transforms(self) -> tuple[str, ...]:
+        """Registered transforms for the domain's data."""
         return ()
 
     @property
@@ -33,13 +49,13 @@ class DomainAdapter(ABC):
 
     @property
     def metrics(self) -> tuple[str, ...]:
-        """Registered metric names the domain reports by default."""
+        """Registered metrics the domain reports."""
         return ()
 
-    def transform(self, modality: str) -> Callable[[object], Tensor] | None:
-        """Domain-specific transform from a raw sample of ``modality`` to a tensor."""
-        return None
-
-    @abstractmethod
-    def describe(self) -> str:
-        """One paragraph for `modalforge components adapter`."""
+    def missing(self, registry: Any) -> list[str]:  # noqa: ANN401 - a Registry
+        """Catalogue entries no loaded plugin registered, as ``kind name``."""
+        wanted = [("dataset", n) for n in self.readers if ("loader", n) not in registry]
+        wanted += [("transform", n) for n in self.transforms]
+        wanted += [(role.split(".")[0], n) for role, n in self.recommended.items()]
+        wanted += [("metric", n) for n in self.metrics]
+        return [f"{k} {n}" for k, n in wanted if (k, n) not in registry]

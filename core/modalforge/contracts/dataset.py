@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
+import numpy as np
 from torch.utils.data import Dataset
 
 from modalforge.modality import Modality
@@ -59,3 +62,16 @@ class DatasetReader(ABC):
 
     @abstractmethod
     def load(self, split: str) -> Dataset: ...
+
+    def labels(self, split: str) -> np.ndarray | None:
+        """The split's targets in sample order, read without loading the samples (class
+        indices for a multiclass target), or ``None`` if the reader cannot tell them cheaply.
+
+        ``data.split`` stratifies by them and checks that training sees every class.
+        """
+        return None
+
+    def metadata(self, split: str) -> dict[str, Sequence[Any]]:
+        """Per-sample values by name (a manifest's columns, an image's file name), one per
+        sample in order, read without loading the samples; ``data.split.group`` names one."""
+        return {}

@@ -62,13 +62,16 @@ class Encoder(nn.Module, ABC):
         return None
 
 
-def check_accepts(cls: type, modality: Modality) -> None:
-    """Raise a :class:`SpecError` if an encoder class cannot read ``modality``'s kind."""
+def check_accepts(
+    cls: type, modality: Modality, *, kind: str = "encoder", field: str | None = None
+) -> None:
+    """Raise a :class:`SpecError` (at ``field``) if a ``kind`` component class cannot read
+    ``modality``'s kind."""
     accepts = getattr(cls, "accepts", ())
     if accepts and modality.kind not in accepts:
         kinds = ", ".join(str(k) for k in accepts)
         raise SpecError(
-            f"model.encoders.{modality.name}",
+            field or f"model.encoders.{modality.name}",
             f"{cls.__name__} reads {kinds}, but modality {modality.describe()} is {modality.kind}",
-            hint=f"choose an encoder for {modality.kind} (see `modalforge components encoder`)",
+            hint=f"choose a {kind} for {modality.kind} (see `modalforge components {kind}`)",
         )

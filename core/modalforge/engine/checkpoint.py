@@ -123,7 +123,13 @@ def _flatten_optimizer(name: str, opt: torch.optim.Optimizer) -> tuple[dict[str,
                 tensors[f"{name}.state.{idx}.{key}"] = _cpu_copy(value)
             else:
                 other.setdefault(str(idx), {})[key] = _jsonable(value)
-    return tensors, {"param_groups": _jsonable(sd["param_groups"]), "state": other}
+    meta = {"class": _class_name(opt), "param_groups": _jsonable(sd["param_groups"])}
+    return tensors, {**meta, "state": other}
+
+
+def _class_name(obj: object) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def model_class(model: nn.Module) -> str:
@@ -362,6 +368,14 @@ def _load_optimizer(
         raise CheckpointError(
             f"{opt_file} has no state for optimizer {name!r} (it has: {have})",
             hint="resume with the same spec that wrote the checkpoint",
+        )
+    written, wanted = meta.get("class"), _class_name(opt)
+    if written and written != wanted:
+        raise CheckpointError(
+            f"{opt_file}: optimizer {name!r} was {written.rsplit('.', 1)[-1]} ({written}), this "
+            f"run's is {wanted.rsplit('.', 1)[-1]} ({wanted}); its state cannot continue another",
+            hint="resume with the train.optimizer that wrote the checkpoint (its run folder "
+            "holds spec.yaml), or start a new run without --resume",
         )
     live = opt.state_dict()["param_groups"]
     groups = meta["param_groups"]

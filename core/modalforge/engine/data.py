@@ -46,11 +46,12 @@ class EpochSampler(Sampler[int]):
         self.world_size = world_size
         self.epoch = 0
         self.start = 0
+        self.drop_tail = 0  # samples at the end of each epoch's order that sit the epoch out
 
     @property
     def per_rank(self) -> int:
         """Samples this process sees per epoch."""
-        return self.size // self.world_size
+        return self.size // self.world_size - self.drop_tail
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch, self.start = epoch, start
@@ -62,9 +63,10 @@ class EpochSampler(Sampler[int]):
         else:
             g = torch.Generator().manual_seed(_epoch_seed(self.seed, self.epoch))
             order = torch.randperm(self.size, generator=g).tolist()
-        if self.world_size == 1:
-            return order
-        return order[: self.per_rank * self.world_size][self.rank :: self.world_size]
+        if self.world_size > 1:
+            share = self.size // self.world_size
+            order = order[: share * self.world_size][self.rank :: self.world_size]
+        return order[: self.per_rank]
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.order()[self.start :])
@@ -89,8 +91,11 @@ class EpochLoader:
         field: str,
         rank: int = 0,
         world_size: int = 1,
+        drop_lone_last: bool = False,
         collates: Collates | None = None,
     ) -> None:
+        """``drop_lone_last``: a last batch of one sample (per process) is dropped, because the
+        model has batch-norm layers, which cannot train on one sample (warned once)."""
         if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__len__"):
             raise DataError(
                 f"{field}: the data set split is not indexable (an IterableDataset)",
@@ -114,6 +119,17 @@ class EpochLoader:
         self.sampler = EpochSampler(
             size, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size
         )
+        if drop_lone_last and not drop_last and self.sampler.per_rank % batch_size == 1:
+            self.sampler.drop_tail = 1
+            per = "per process " if world_size > 1 else ""
+            warnings.warn(
+                f"{field}: the model has batch-norm layers, which cannot train on a batch of one "
+                f"sample, and {size // world_size} samples {per}in batches of {batch_size} leave "
+                "one over: the last sample of each epoch's (shuffled) order sits that epoch out "
+                "(set data.drop_last=true, or a data.batch_size that leaves 0 or 2+ over, to "
+                "silence this)",
+                stacklevel=3,
+            )
         self._generator = torch.Generator()
         self.loader = SkippingDataLoader(
             dataset,
@@ -128,6 +144,12 @@ class EpochLoader:
         )
         self.batches_per_epoch = len(self.loader)
         if self.batches_per_epoch == 0:
+            if self.sampler.drop_tail:
+                raise DataError(
+                    f"{field}: one sample per process cannot train a model with batch-norm "
+                    "layers (they need a batch of two or more)",
+                    hint="use more data or fewer processes",
+                )
             raise DataError(
                 f"{field}: {self.sampler.per_rank} samples per process make no full batch of "
                 f"{batch_size} with data.drop_last=true",

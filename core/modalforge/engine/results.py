@@ -34,6 +34,10 @@ class TrainResult:
     checkpoint: Path | None
     best_checkpoint: Path | None = None
     best: dict[str, Any] | None = field(default=None, repr=False)
+    # {"by", "reason", "step", "epoch"} when a callback ended training early (early_stopping)
+    stopped: dict[str, Any] | None = None
+    # batches skipped because skipped samples left one for batch-norm layers
+    skipped_batches: int = 0
 
 
 def refuse_to_overwrite(out_dir: Path) -> None:
@@ -65,5 +69,7 @@ def write_results(out_dir: Path, spec_name: str, result: TrainResult) -> None:
             "checkpoint": str(result.checkpoint) if result.checkpoint else None,
             "best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
             "best": result.best,
+            "stopped": result.stopped,
+            "skipped_batches": result.skipped_batches,
         },
     )

@@ -1,5 +1,6 @@
-"""The training loop: epochs of accumulated, clipped, mixed-precision AdamW steps, with evaluation,
-atomic checkpoints and exact resume.
+"""The training loop: epochs of accumulated, clipped, mixed-precision optimizer steps
+(``train.optimizer`` / ``train.scheduler``), with evaluation, atomic checkpoints, exact resume,
+and the run hooks of callbacks, loggers and plugins (see :mod:`modalforge.engine.run`).
 
 The hot loop keeps loss sums and the non-finite flag on the device; the host reads them only at
 ``train.log_every_steps`` intervals and before an evaluation or a checkpoint.
@@ -11,6 +12,7 @@ evaluates and writes.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -20,9 +22,15 @@ from typing import Any
 import torch
 
 from modalforge.contracts import CustomTrainStep
+from modalforge.engine.batchnorm import (
+    check_batch_size,
+    eval_mode,
+    training_batch_norms,
+    warn_skipped,
+)
 from modalforge.engine.checkpoint import load_checkpoint, save_checkpoint, step_dir_name
 from modalforge.engine.checkpoint_files import CHECKPOINTS_DIR
-from modalforge.engine.data import EpochLoader
+from modalforge.engine.data import EpochLoader, batch_size_of
 from modalforge.engine.distributed import no_sync, setup
 from modalforge.engine.evaluation import run_evaluation
 from modalforge.engine.logging import MetricLogger, Progress
@@ -32,6 +40,8 @@ from modalforge.engine.results import (
     write_results,
     write_spec,
 )
+from modalforge.engine.resume import resume_notes
+from modalforge.engine.run import RunContext, RunHooks
 from modalforge.engine.runtime import (
     Precision,
     capture_rng_state,
@@ -39,7 +49,7 @@ from modalforge.engine.runtime import (
     restore_rng_state,
     seed_everything,
 )
-from modalforge.engine.schedule import build_optimizers, build_scheduler
+from modalforge.engine.schedule import build_optimizers, build_schedulers, logged_rates
 from modalforge.engine.step import StepContext
 from modalforge.engine.tracking import RunningMeans, update_best
 from modalforge.errors import SpecError
@@ -108,6 +118,11 @@ class Trainer:
         self._seconds_before = 0.0
         self._total_steps = 0
         self._started = time.perf_counter()
+        self.hooks: RunHooks | None = None  # the run's plugin manager, in fit()
+        self.run = RunContext(self)
+        self.stopped: dict[str, Any] | None = None
+        self._norms: list[torch.nn.Module] = []  # batch-norm layers that train
+        self._lone_batches = 0
 
     # ---------------------------------------------------------------- public API
     def fit(self, resume: str | Path | None = None) -> TrainResult:
@@ -117,14 +132,24 @@ class Trainer:
         cfg = self.cfg
         self._started = time.perf_counter()
         seed_everything(self.spec.seed + self.dist.rank)  # e.g. dropout masks differ per process
+        parts = self._train_parts()
+        self._set_train_mode()
+        self._norms = training_batch_norms(self.model, self.loss)
+        check_batch_size(self.spec.data.batch_size, self._norms)
         train = self._loader(self.spec.data.train_split, train=True)
         nb = train.batches_per_epoch
         total = cfg.epochs * math.ceil(nb / cfg.grad_accum_steps)
         if cfg.max_steps is not None:
             total = min(total, cfg.max_steps)
         self._total_steps = total
-        self.optimizers = build_optimizers(self.model, self.loss, cfg, self.device)
-        self.schedulers = {n: build_scheduler(o, cfg, total) for n, o in self.optimizers.items()}
+        self.optimizers = build_optimizers(self.model, self.loss, cfg, self.device, parts.optimizer)
+        self.schedulers = build_schedulers(self.optimizers, cfg, total, parts.scheduler)
+        from modalforge.plugin import get_host
+
+        self.hooks = RunHooks(
+            get_host().plugins, parts.callbacks, parts.loggers, is_main=self.is_main
+        )
+        self.run, self.stopped, self._lone_batches = RunContext(self), None, 0
         if self._ddp is None:
             self._ddp, self._grad_sync = self.dist.prepare(
                 self.model, self.loss, self.device, find_unused=cfg.ddp_find_unused_parameters
@@ -135,6 +160,7 @@ class Trainer:
         else:
             refuse_to_overwrite(self.out_dir)
             self.logger.reset()
+            self.pipeline.fit_transforms(self.spec.data.train_split)
         if self.is_main:
             write_spec(self.out_dir, self.spec)
         self._ctx = StepContext(
@@ -147,6 +173,7 @@ class Trainer:
         self._ctx.global_step = self.step
         tracker = RunningMeans(self.device)
         evaluated: tuple[int, dict[str, float]] | None = None
+        self.hooks.on_train_start(self.run)
         try:
             while self.step < total and self.epoch < cfg.epochs:
                 consumed = self._train_epoch(train, skip, total, tracker)
@@ -155,18 +182,23 @@ class Trainer:
                 self._batch_in_epoch = 0 if finished else consumed
                 self._flush_train(tracker)
                 self.epoch += int(finished)
-                done = self.step >= total or self.epoch >= cfg.epochs
+                stop = self._stop_requested()
+                done = stop or self.step >= total or self.epoch >= cfg.epochs
                 if done or (finished and self.epoch % cfg.eval_every_epochs == 0):
-                    evaluated = (self.step, self._evaluate_if_configured())
-                if done or (finished and self.epoch % cfg.checkpoint_every_epochs == 0):
+                    evaluated = (self.step, self._evaluate_in_run())
+                    stop = self._stop_requested()
+                if stop or done or (finished and self.epoch % cfg.checkpoint_every_epochs == 0):
                     self._checkpoint(evaluated)
+                if stop:
+                    break
             if evaluated is None or evaluated[0] != self.step:
-                evaluated = (self.step, self._evaluate_if_configured())
+                evaluated = (self.step, self._evaluate_in_run())
             if not self._checkpoint_is_current():
                 self._checkpoint(evaluated)
         finally:
             self.logger.close()
         result = self._write_results(evaluated[1])
+        self.hooks.on_train_end(self.run, result)
         self.dist.barrier()
         return result
 
@@ -200,12 +232,13 @@ class Trainer:
                 desc=f"eval {split}",
             )
             if results:
-                self.logger.log(step=self.step, epoch=self.epoch, split=split, values=results)
+                self._log(step=self.step, epoch=self.epoch, split=split, values=results)
         return self.dist.broadcast(results)
 
     def load_weights(self, checkpoint: str | Path) -> Path:
         """Load model (and loss) weights only, e.g. to evaluate a finished run."""
         state = load_checkpoint(checkpoint, model=self.model, loss=self.loss)
+        self.pipeline.load_transform_state((state.get("trainer") or {}).get("transforms"))
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
         return Path(state["path"])
 
@@ -215,13 +248,26 @@ class Trainer:
         self.dist.close()
 
     # ---------------------------------------------------------------- setup
+    def _train_parts(self) -> Any:  # noqa: ANN401 - a TrainParts
+        if self.pipeline.train_parts is None:  # a Pipeline assembled by hand
+            from modalforge.pipeline.train_parts import build_train_parts
+            from modalforge.plugin import get_registry
+
+            self.pipeline.train_parts = build_train_parts(self.spec, get_registry())
+        return self.pipeline.train_parts
+
+    def _set_train_mode(self) -> None:
+        self.model.train()
+        if self.loss is not None:
+            self.loss.train()
+
     def _loader(self, split: str, *, train: bool) -> EpochLoader:
         key = f"{'train' if train else 'eval'}:{split}"
         if key not in self._loaders:
             d = self.spec.data
             shard = train and self.dist.enabled  # evaluation runs whole on process 0
             self._loaders[key] = EpochLoader(
-                self.pipeline.load(split),
+                self.pipeline.load(split, train=train),
                 batch_size=d.batch_size if train else (d.eval_batch_size or d.batch_size),
                 shuffle=train,
                 seed=self.spec.seed,
@@ -231,6 +277,7 @@ class Trainer:
                 field=f"data.{'train_split' if train else 'eval_split'} ({split!r})",
                 rank=self.dist.rank if shard else 0,
                 world_size=self.dist.world_size if shard else 1,
+                drop_lone_last=train and bool(self._norms),
                 collates=self.pipeline.collates,
             )
         return self._loaders[key]
@@ -248,25 +295,21 @@ class Trainer:
         self.best = state.get("best")
         self.last_checkpoint = Path(state["path"])
         extra = state.get("trainer") or {}
+        self.pipeline.load_transform_state(extra.get("transforms"))
         self._seconds_before = float(extra.get("train_seconds", 0.0))
-        skip = int(extra.get("batch_in_epoch", 0))
-        world = int(extra.get("world_size", 1))
         ranks_rng = extra.get("rng_ranks")
         if ranks_rng and len(ranks_rng) == self.dist.world_size:
             restore_rng_state(ranks_rng[self.dist.rank])  # rank 0's is already restored
-        changed = None
-        if world != self.dist.world_size:
-            changed = f"{self.last_checkpoint} was written by {world} process(es), this run has "
-            changed += str(self.dist.world_size)
-        elif extra.get("batches_per_epoch") != batches_per_epoch:
-            changed = (
-                f"the training data changed since {self.last_checkpoint} was written "
-                f"({extra.get('batches_per_epoch')} → {batches_per_epoch} batches per epoch)"
-            )
-        if skip and changed:
-            if self.is_main:
-                warnings.warn(f"{changed}; resuming at the start of the epoch", stacklevel=3)
-            skip = 0
+        skip, notes = resume_notes(
+            extra,
+            self.last_checkpoint,
+            world_size=self.dist.world_size,
+            batches_per_epoch=batches_per_epoch,
+            scheduler=self.cfg.scheduler.name,
+        )
+        for note in notes if self.is_main else ():
+            warnings.warn(note, stacklevel=3)
+        self.hooks.load_state(extra.get("callbacks") or {})
         self.logger.truncate_after(self.step)
         return skip
 
@@ -275,9 +318,9 @@ class Trainer:
         """Run the current epoch from batch ``skip``; returns the batches consumed in it."""
         cfg, ctx, nb = self.cfg, self._ctx, train.batches_per_epoch
         accum = cfg.grad_accum_steps
-        self.model.train()
-        if self.loss is not None:
-            self.loss.train()
+        self._set_train_mode()
+        lone_before = self._lone_batches
+        group_live = False  # a micro-batch of the current accumulation group ran backward
         batches = prefetch_to_device(train.epoch(self.epoch, skip), self.device)
         self._bar = Progress(
             batches,
@@ -290,33 +333,49 @@ class Trainer:
         try:
             for i, batch in enumerate(self._bar, start=skip):
                 consumed = i + 1
+                lone = bool(self._norms) and batch_size_of(batch) < 2  # shapes only: no sync
+                skipped = lone and not self.dist.enabled  # see modalforge.engine.batchnorm
+                self._lone_batches += int(skipped)
+                norms = eval_mode(self._norms) if lone and not skipped else contextlib.nullcontext()
                 if self.custom:
+                    if skipped:
+                        continue
                     ctx.zero_grad()
-                    values = self.model.training_step(batch, ctx)
+                    with norms:
+                        values = self.model.training_step(batch, ctx)
                     tracker.add(values or {}, self.step + 1)
                 else:
                     first = (i // accum) * accum
                     size = min(accum, nb - first)  # the epoch's last group may be shorter
-                    with no_sync(self._ddp, sync=i - first == size - 1):
-                        with self.precision.context():
-                            out = self._forward(batch)
-                        ctx.backward(out.total / size)
-                    tracker.add(
-                        {"loss": out.total, **{f"loss_{k}": v for k, v in out.parts.items()}},
-                        self.step + 1,
-                    )
-                    if i - first < size - 1:
-                        continue
+                    last = i - first == size - 1
+                    if not skipped:
+                        with no_sync(self._ddp, sync=last), norms:
+                            with self.precision.context():
+                                out = self._forward(batch)
+                            ctx.backward(out.total / size)
+                        tracker.add(
+                            {"loss": out.total, **{f"loss_{k}": v for k, v in out.parts.items()}},
+                            self.step + 1,
+                        )
+                        group_live = True
+                    if not last or not group_live:
+                        continue  # mid-group, or a group of skipped batches: no step
+                    group_live = False
                     ctx.step("model")
                     self.loss.after_optimizer_step()
                 ctx.finish()
                 self.step += 1
+                self.hooks.after_step(self.run, self.step)
                 if self.step % cfg.log_every_steps == 0:
                     self._flush_train(tracker)
-                if self.step >= total:
+                    if self.dist.enabled and self._stop_requested():
+                        break
+                if self.step >= total or (self.run.stop and not self.dist.enabled):
                     break
         finally:
             self._bar.close()
+        if self._lone_batches > lone_before and self.is_main:
+            warn_skipped(self.spec.data.train_split, self._lone_batches - lone_before, self)
         return consumed
 
     def _forward(self, batch: dict[str, Any]) -> Any:  # noqa: ANN401 - a LossOutput
@@ -333,16 +392,9 @@ class Trainer:
             return
         for name, norm in self._ctx.grad_norms.items():
             means["grad_norm" if name == "model" else f"grad_norm_{name}"] = float(norm)
-        lrs = {name: self._ctx.lr(name) for name in self.optimizers}
-        if len(lrs) > 1:
-            means.update({f"lr_{n}": v for n, v in lrs.items()})
-        self.logger.log(
-            step=self.step,
-            epoch=self.epoch,
-            split="train",
-            values=means,
-            lr=next(iter(lrs.values())),
-        )
+        lr, rates = logged_rates(self.optimizers, self.schedulers, self.cfg, self._ctx.lr)
+        means.update(rates)
+        self._log(step=self.step, epoch=self.epoch, split="train", values=means, lr=lr)
         if self._bar is not None:
             self._bar.set_postfix({k: v for k, v in means.items() if k == "loss"} or means)
 
@@ -351,6 +403,25 @@ class Trainer:
             return {}
         return self.evaluate()
 
+    def _evaluate_in_run(self) -> dict[str, float]:
+        metrics = self._evaluate_if_configured()
+        if metrics:
+            self.hooks.after_evaluation(self.run, self.spec.data.eval_split, metrics)
+        return metrics
+
+    def _log(self, **record: Any) -> None:  # noqa: ANN401
+        written = self.logger.log(**record)
+        if self.hooks is not None:
+            self.hooks.log_metrics(self.run, written)
+
+    def _stop_requested(self) -> bool:
+        """Whether a hook asked to stop (process 0's request, under torchrun: a collective)."""
+        if self.dist.enabled:
+            self.run.stop = self.dist.broadcast(self.run.stop)
+        if self.run.stop is not None and self.stopped is None:
+            self.stopped = {**self.run.stop, "step": self.step, "epoch": self.epoch}
+        return self.run.stop is not None
+
     # ---------------------------------------------------------------- outputs
     def _checkpoint(self, evaluated: tuple[int, dict[str, float]] | None) -> None:
         metrics = evaluated[1] if evaluated and evaluated[0] == self.step else {}
@@ -358,6 +429,9 @@ class Trainer:
             self.best, metrics, self.cfg, step=self.step, checkpoint=step_dir_name(self.step)
         )
         extra: dict[str, Any] = {}
+        transforms = self.pipeline.transform_state()
+        if transforms:
+            extra["transforms"] = transforms
         if self.dist.enabled:
             extra["world_size"] = self.dist.world_size
             extra["rng_ranks"] = self.dist.all_gather_object(capture_rng_state())
@@ -383,9 +457,14 @@ class Trainer:
                 ).batches_per_epoch,
                 "train_seconds": self._seconds(),
                 "total_steps_planned": self._total_steps,
+                "optimizer": self.cfg.optimizer.name,
+                "scheduler": self.cfg.scheduler.name,
+                "callbacks": self.hooks.state() if self.hooks is not None else {},
                 **extra,
             },
         )
+        if self.hooks is not None:
+            self.hooks.after_checkpoint(self.run, self.last_checkpoint)
         self.dist.barrier()
 
     def _checkpoint_is_current(self) -> bool:
@@ -411,6 +490,8 @@ class Trainer:
             checkpoint=self.last_checkpoint,
             best_checkpoint=best_path,
             best=self.best,
+            stopped=self.stopped,
+            skipped_batches=self._lone_batches,
         )
         if self.is_main:
             write_results(self.out_dir, self.spec.name, result)

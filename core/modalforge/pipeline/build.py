@@ -17,7 +17,16 @@ from modalforge.contracts import KINDS, DatasetReader, Encoder, Generator, Loss,
 from modalforge.contracts.dataset import Target
 from modalforge.contracts.features import FeatureSpec
 from modalforge.contracts.fusion import Fusion
+from modalforge.data.split import SplitReader, check_classes_in
+from modalforge.data.transforms import (
+    ModalityTransforms,
+    build_transforms,
+    chains_state,
+    fit_transforms,
+    load_chains_state,
+)
 from modalforge.errors import DataError, ModalforgeError, PluginError, SizeMismatchError, SpecError
+from modalforge.modality import Modality
 from modalforge.pipeline.contrastive import ContrastiveModel
 from modalforge.pipeline.model import MultimodalModel
 from modalforge.registry import ComponentInfo, Registry
@@ -30,7 +39,9 @@ class Pipeline:
     """Everything a run needs, built from one spec.
 
     ``transforms`` turn raw samples (captions, PIL images) into tensors, per modality; they come
-    from the encoders' ``preprocess()`` and are applied by :meth:`load`. ``collates`` batch those
+    from the encoders' ``preprocess()``. ``data_transforms`` are the spec's own steps
+    (``data.transforms``: augmentation in training, preprocessing always). :meth:`load` applies
+    both, in that order. ``collates`` batch those
     modalities whose encoder has its own ``collate()`` (e.g. padding captions to the longest in
     the batch); every loader of pipeline samples passes them to
     :func:`modalforge.engine.data.collate_samples`.
@@ -42,12 +53,39 @@ class Pipeline:
     loss: Loss | None
     metrics: dict[str, Metric]
     transforms: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
+    data_transforms: ModalityTransforms = field(default_factory=ModalityTransforms)
+    # train.optimizer / scheduler / callbacks / loggers (a TrainParts; None: built by the trainer)
+    train_parts: Any = None
     collates: dict[str, Callable[[list[Any]], Any]] = field(default_factory=dict)
 
-    def load(self, split: str) -> Dataset:
-        """The data set's ``split``, with raw modalities preprocessed for their encoders."""
+    @property
+    def modalities(self) -> dict[str, Modality]:
+        """The modalities as the encoders see them (after ``data.transforms``)."""
+        return self.data_transforms.modalities or dict(self.dataset.modalities)
+
+    def load(self, split: str, *, train: bool = False) -> Dataset:
+        """The data set's ``split`` with every sample transformed for the model: with
+        ``train=True`` the training augmentation too."""
         data = self.dataset.load(split)
-        return TransformedDataset(data, self.transforms) if self.transforms else data
+        chains = {}
+        for name in self.dataset.modalities:
+            chain = self.data_transforms.chain(name, train=train, then=self.transforms.get(name))
+            if chain is not None:
+                chains[name] = chain
+        return TransformedDataset(data, chains) if chains else data
+
+    def fit_transforms(self, split: str | None = None) -> None:
+        """Fit the fitted ``data.transforms`` steps on ``split`` (default: the training split)."""
+        split = split or self.spec.data.train_split
+        fit_transforms(self.data_transforms, self.dataset.load(split), split)
+
+    def transform_state(self) -> dict[str, Any]:
+        """What the fitted transforms learned (stored with every checkpoint)."""
+        return chains_state(self.data_transforms)
+
+    def load_transform_state(self, state: dict[str, Any] | None) -> None:
+        """Restore :meth:`transform_state` (from a checkpoint)."""
+        load_chains_state(self.data_transforms, state)
 
 
 class TransformedDataset(Dataset):
@@ -78,12 +116,22 @@ def build_pipeline(spec: PipelineSpec, registry: Registry | None = None) -> Pipe
 
         registry = get_registry()
     params = validate_components(spec, registry)
+    from modalforge.pipeline.train_parts import build_train_parts
+
+    train_parts = build_train_parts(spec, registry, params)  # light, and errors come early
 
     def info(kind: str, path: str) -> ComponentInfo:
         ref = _ref_at(spec, path)
         return registry.get(kind, ref.name, path=f"{path}.name")
 
-    dataset = instantiate(info("dataset", "data.dataset"), params["data.dataset"], "data.dataset")
+    dataset = instantiate(
+        info("dataset", "data.dataset"),
+        params["data.dataset"],
+        "data.dataset",
+        registry=registry,
+    )
+    if spec.data.split is not None:
+        dataset = SplitReader(dataset, spec.data.split, name=spec.data.dataset.name)
     for split in filter(None, (spec.data.train_split, spec.data.eval_split)):
         if split not in dataset.splits:
             field = "data.train_split" if split == spec.data.train_split else "data.eval_split"
@@ -92,22 +140,25 @@ def build_pipeline(spec: PipelineSpec, registry: Registry | None = None) -> Pipe
                 f"data set {spec.data.dataset.name!r} has no split {split!r}",
                 hint=f"use one of: {', '.join(dataset.splits)}",
             )
+    check_classes_in(dataset, spec.data.train_split, "data.train_split")
+    data_transforms = build_transforms(spec, dataset.modalities, registry, params, instantiate)
+    modalities = data_transforms.modalities
 
     transforms: dict[str, Callable[[Any], Any]] = {}
     if spec.model.type == "generator":
-        encoders = _build_encoders(spec, params, dataset, info) if spec.model.encoders else {}
+        encoders = _build_encoders(spec, params, modalities, info) if spec.model.encoders else {}
         model = instantiate(
             info("generator", "model.generator"),
             params["model.generator"],
             "model.generator",
-            modalities=dataset.modalities,
+            modalities=modalities,
             target=dataset.target,
             encoders=encoders,
         )
-        transforms = _raw_transforms(spec, dataset, encoders, generator=model)
+        transforms = _raw_transforms(spec, modalities, encoders, generator=model)
     else:
-        encoders = _build_encoders(spec, params, dataset, info)
-        transforms = _raw_transforms(spec, dataset, encoders)
+        encoders = _build_encoders(spec, params, modalities, info)
+        transforms = _raw_transforms(spec, modalities, encoders)
         if spec.model.type == "contrastive":
             try:
                 model = ContrastiveModel(encoders, spec.model.embed_dim)
@@ -126,11 +177,20 @@ def build_pipeline(spec: PipelineSpec, registry: Registry | None = None) -> Pipe
             info("metric", path), params[path], path, target=dataset.target, dataset=dataset
         )
     collates = {m: fn for m in transforms if m in encoders and (fn := encoders[m].collate())}
-    return Pipeline(spec, dataset, model, loss, metrics, transforms, collates)
+    return Pipeline(
+        spec,
+        dataset,
+        model,
+        loss,
+        metrics,
+        transforms,
+        data_transforms,
+        train_parts=train_parts,
+        collates=collates,
+    )
 
 
-def _build_encoders(spec, params, dataset, info) -> dict[str, Encoder]:  # noqa: ANN001
-    available = dataset.modalities
+def _build_encoders(spec, params, available, info) -> dict[str, Encoder]:  # noqa: ANN001
     missing = [m for m in spec.model.encoders if m not in available]
     if missing:
         have = ", ".join(m.describe() for m in available.values()) or "none"
@@ -151,7 +211,7 @@ def _build_encoders(spec, params, dataset, info) -> dict[str, Encoder]:  # noqa:
 
 def _raw_transforms(
     spec: PipelineSpec,
-    dataset: DatasetReader,
+    modalities: Mapping[str, Modality],
     encoders: Mapping[str, Encoder],
     generator: Generator | None = None,
 ) -> dict[str, Callable[[Any], Any]]:
@@ -159,7 +219,7 @@ def _raw_transforms(
     without an encoder, from the generator itself, e.g. its own caption tokenizer)."""
     transforms = {}
     if generator is not None:
-        for mod, modality in dataset.modalities.items():
+        for mod, modality in modalities.items():
             if modality.is_raw and mod not in encoders:
                 preprocess = getattr(generator, "preprocess", None)
                 fn = preprocess(mod) if preprocess is not None else None
@@ -174,7 +234,7 @@ def _raw_transforms(
                     )
                 transforms[mod] = fn
     for mod, encoder in encoders.items():
-        modality = dataset.modalities[mod]
+        modality = modalities[mod]
         if not modality.is_raw:
             continue
         fn = encoder.preprocess()
@@ -324,6 +384,7 @@ def _source_of(name: str) -> str:
         "in_features": "the encoders' outputs",
         "modality": "the data set's modality",
         "target": "the data set's target",
+        "registry": "the component registry",
     }.get(name, "the pipeline")
 
 

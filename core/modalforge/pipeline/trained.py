@@ -56,4 +56,5 @@ def load_trained(
     precision = Precision(spec.train.precision, where)
     model = pipeline.model.to(where).eval()
     state = load_checkpoint(checkpoint, model=model)
+    pipeline.load_transform_state((state.get("trainer") or {}).get("transforms"))
     return TrainedPipeline(pipeline, model, where, precision, Path(state["path"]))

@@ -17,7 +17,13 @@ from importlib import metadata
 import pluggy
 
 from modalforge.errors import DuplicateComponentError, PluginError
-from modalforge.plugin import hookspecs
+from modalforge.plugin import hookspecs, run_hooks
+from modalforge.plugin.extensions import (
+    CommandRegistrar,
+    Extensions,
+    PresetRegistrar,
+    RecipeRegistrar,
+)
 from modalforge.registry import Registrar, Registry
 
 ENV_VAR = "MODALFORGE_PLUGINS"
@@ -42,10 +48,13 @@ class PluginRecord:
 
 @dataclass
 class PluginHost:
-    """The loaded plugins and the registry they filled."""
+    """The loaded plugins, the registry they filled and what else they added (commands,
+    presets, recipes); ``plugins`` maps each loaded plugin's name to its module or object."""
 
     registry: Registry
     records: list[PluginRecord]
+    extensions: Extensions = field(default_factory=Extensions)
+    plugins: dict[str, object] = field(default_factory=dict)
 
     @property
     def failures(self) -> list[PluginRecord]:
@@ -92,8 +101,8 @@ def load_plugins(
 
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    registry = Registry()
-    records: list[PluginRecord] = []
+    pm.add_hookspecs(run_hooks)  # so a plugin implementing run hooks passes check_pending
+    host = PluginHost(Registry(), [])
 
     candidates: list[tuple[str, str, object, metadata.EntryPoint | None]] = []
     for ep in eps:
@@ -106,15 +115,15 @@ def load_plugins(
         if ep is not None and ep.dist is not None:
             record.distribution = ep.dist.metadata["Name"] or ""
             record.version = ep.dist.version or ""
-        records.append(record)
+        host.records.append(record)
         try:
             plugin = ep.load() if ep is not None else obj
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - the plugin's failure, report it
             _fail(record, "import failed", exc)
             continue
-        _register(pm, registry, record, plugin)
+        if _register(pm, host, record, plugin):
+            host.plugins[name] = plugin
 
-    host = PluginHost(registry, records)
     if warn and host.failures:
         names = ", ".join(f"{r.name} ({r.error})" for r in host.failures)
         warnings.warn(
@@ -127,10 +136,10 @@ def load_plugins(
 
 
 def _register(
-    pm: pluggy.PluginManager, registry: Registry, record: PluginRecord, plugin: object
-) -> None:
-    """Register one plugin into a scratch registry first, so a failure leaves no partial entries."""
-    scratch = Registry()
+    pm: pluggy.PluginManager, host: PluginHost, record: PluginRecord, plugin: object
+) -> bool:
+    """Call the plugin's registration hooks into scratch tables first, so a failure leaves no
+    partial entries; then merge. Returns whether the plugin loaded."""
     try:
         pm.register(plugin, name=record.name)
         pm.check_pending()  # a misspelt hook name is an error, not a silent no-op
@@ -138,28 +147,48 @@ def _register(
         if pm.is_registered(plugin):
             pm.unregister(plugin)
         _fail(record, "not a valid plugin", exc)
-        return
+        return False
+    scratch, extra = Registry(), Extensions()
+    registrars = {
+        "register_components": {"registry": Registrar(scratch, record.name)},
+        "register_commands": {"commands": CommandRegistrar(extra, record.name)},
+        "register_presets": {"presets": PresetRegistrar(extra, record.name)},
+        "register_recipes": {"recipes": RecipeRegistrar(extra, record.name)},
+    }
+    others = [p for p in pm.get_plugins() if p is not plugin]
+    hook = "register_components"
     try:
-        impls = [i for i in pm.hook.register_components.get_hookimpls() if i.plugin is plugin]
-        if not impls:
+        implemented = [h for h in hookspecs.REGISTRATION_HOOKS if _implements(pm, h, plugin)]
+        if not implemented and not any(_implements(pm, h, plugin) for h in run_hooks.RUN_HOOKS):
             raise PluginError(
-                "it has no `register_components` hook implementation",
-                hint="decorate `def register_components(registry)` with modalforge.plugin.hookimpl",
+                "it implements none of the registration hooks "
+                f"({', '.join(hookspecs.REGISTRATION_HOOKS)}) or run hooks",
+                hint="decorate e.g. `def register_components(registry)` with "
+                "modalforge.plugin.hookimpl",
             )
-        for impl in impls:
-            impl.function(registry=Registrar(scratch, record.name))
+        for hook in implemented:  # the hook relay, restricted to this one plugin
+            pm.subset_hook_caller(hook, remove_plugins=others)(**registrars[hook])
         for info in scratch:
-            registry.add(info)
+            host.registry.add(info)
             record.components.append((info.kind, info.name))
+        host.extensions.merge(extra)  # checks every name before adding any
     except DuplicateComponentError as exc:
         for kind, name in record.components:  # roll back what this plugin already added
-            registry._table[kind].pop(name, None)
+            host.registry._table[kind].pop(name, None)
         record.components.clear()
         _fail(record, "duplicate component", exc)
         pm.unregister(plugin)
+        return False
     except Exception as exc:  # noqa: BLE001
-        _fail(record, "register_components raised", exc)
+        _fail(record, f"{hook} raised", exc)
         pm.unregister(plugin)
+        return False
+    record.components += host.extensions.names_by(record.name)
+    return True
+
+
+def _implements(pm: pluggy.PluginManager, hook: str, plugin: object) -> bool:
+    return any(i.plugin is plugin for i in getattr(pm.hook, hook).get_hookimpls())
 
 
 def _fail(record: PluginRecord, what: str, exc: BaseException) -> None:

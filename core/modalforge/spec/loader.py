@@ -10,6 +10,7 @@ import pydantic
 from modalforge.errors import SpecError
 from modalforge.registry import Registry
 from modalforge.spec.params import spec_error_from_pydantic, validate_params
+from modalforge.spec.presets import apply_presets, resolve_spec_path
 from modalforge.spec.safe_yaml import parse_yaml
 from modalforge.spec.schema import PipelineSpec
 
@@ -159,8 +160,15 @@ def _index(node: list[Any], part: str, path: str) -> int:
     return idx
 
 
-def parse_spec(data: dict[str, Any], *, source: str = "") -> PipelineSpec:
-    """Structural validation; errors name the field path."""
+def parse_spec(data: dict[str, Any], *, source: str = "", host: Any = None) -> PipelineSpec:  # noqa: ANN401
+    """Apply the spec's ``domain`` / ``preset`` defaults, then validate its structure; errors
+    name the field path."""
+    try:
+        data = apply_presets(data, host)
+    except SpecError as exc:
+        if source:
+            exc.args = (f"{source}: {exc.args[0]}",)
+        raise
     try:
         return PipelineSpec.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -171,7 +179,9 @@ def parse_spec(data: dict[str, Any], *, source: str = "") -> PipelineSpec:
 
 
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> PipelineSpec:
-    """Read, override and structurally validate a spec file."""
+    """Read, override and structurally validate a spec file (or ``recipe:NAME``, a recipe an
+    installed plugin provides)."""
+    path = resolve_spec_path(path)
     data = apply_overrides(read_yaml(path), overrides or [])
     return parse_spec(data, source=str(path))
 
@@ -182,14 +192,20 @@ def validate_components(spec: PipelineSpec, registry: Registry) -> dict[str, dic
     Returns validated params (defaults filled) keyed by field path, e.g. ``"model.head"``.
     All problems are reported together.
     """
+    from modalforge.engine.optim.checks import engine_choice_errors
+
     errors: list[SpecError] = []
     validated: dict[str, dict[str, Any]] = {}
+    infos = {}
     for kind, path, ref in spec.component_refs():
         try:
             info = registry.get(kind, ref.name, path=f"{path}.name")
             validated[path] = validate_params(info, ref.params, path)
+            infos[path] = info
         except SpecError as exc:
             errors.append(exc)
+    custom = f"generator {spec.model.generator.name!r}" if spec.model.type == "generator" else None
+    errors += engine_choice_errors(spec.train, custom_model=custom, infos=infos, params=validated)
     if len(errors) == 1:
         raise errors[0]
     if errors:

@@ -4,25 +4,19 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from modalforge.engine.config import TrainConfig
-
-
-class ComponentRef(BaseModel):
-    """A registered component by name, with its parameters. A bare string means no parameters."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(description="registered component name (see `modalforge components`)")
-    params: dict[str, Any] = Field(
-        default_factory=dict, description="constructor parameters, checked against its signature"
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_string(cls, value: Any) -> Any:
-        return {"name": value} if isinstance(value, str) else value
+from modalforge.spec.data import SplitSpec, TransformsSpec
+from modalforge.spec.ref import ComponentRef
 
 
 class DataSpec(BaseModel):
@@ -37,6 +31,13 @@ class DataSpec(BaseModel):
     eval_batch_size: PositiveInt | None = Field(None, description="default: batch_size")
     num_workers: NonNegativeInt = Field(0, description="DataLoader worker processes")
     drop_last: bool = Field(False, description="drop the last incomplete training batch")
+    split: SplitSpec | None = Field(
+        None, description="divide a split of the data set into parts (grouped, stratified, k-fold)"
+    )
+    transforms: TransformsSpec = Field(
+        default_factory=TransformsSpec,
+        description="per-modality augmentation (train) and preprocessing (eval) steps",
+    )
 
 
 class ModelSpec(BaseModel):
@@ -104,6 +105,13 @@ class PipelineSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$", description="run name; used for output dirs")
+    domain: ComponentRef | None = Field(
+        None, description="a domain adapter whose defaults this spec starts from (yours win)"
+    )
+    preset: list[str] = Field(
+        default_factory=list,
+        description="presets (from plugins) whose defaults this spec starts from, in order",
+    )
     seed: NonNegativeInt = Field(0, description="seeds python, numpy and torch")
     data: DataSpec = Field(description="what to read and how to batch it")
     model: ModelSpec = Field(description="the components and how they connect")
@@ -114,6 +122,11 @@ class PipelineSpec(BaseModel):
     train: TrainConfig = Field(default_factory=TrainConfig, description="engine settings")
     output_dir: str | None = Field(None, description="default: runs/<name>")
 
+    @field_validator("preset", mode="before")
+    @classmethod
+    def _one_preset(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _loss_needed(self) -> PipelineSpec:
         if self.model.type != "generator" and self.loss is None:
@@ -123,6 +136,9 @@ class PipelineSpec(BaseModel):
     def component_refs(self) -> list[tuple[str, str, ComponentRef]]:
         """Every component the spec names, as ``(kind, field path, ref)``."""
         refs: list[tuple[str, str, ComponentRef]] = [("dataset", "data.dataset", self.data.dataset)]
+        if self.domain is not None:
+            refs.append(("adapter", "domain", self.domain))
+        refs += [("transform", path, ref) for path, ref in self.data.transforms.refs()]
         for mod, ref in self.model.encoders.items():
             refs.append(("encoder", f"model.encoders.{mod}", ref))
         if self.model.fusion is not None:
@@ -135,4 +151,5 @@ class PipelineSpec(BaseModel):
             refs.append(("loss", "loss", self.loss))
         for i, ref in enumerate(self.metrics):
             refs.append(("metric", f"metrics.{i}", ref))
+        refs += self.train.component_refs()
         return refs

@@ -309,3 +309,59 @@ def test_robustness_is_recorded_per_modality(host, tmp_path):
         assert 0.0 <= rec["metrics"][f"missing_{mod}_accuracy"] <= 1.0
     assert rob["clean"] == pytest.approx(rec["metrics"]["accuracy"])
     assert "noise_auc_image" in (out / "leaderboard.md").read_text()
+
+
+# ------------------------------------------------------------------ k-fold cross-validation
+def test_folds_axis_runs_every_fold_and_aggregates_over_seeds_and_folds(tmp_path, host, capsys):
+    base = _base()
+    base["data"].update(
+        split={"source": "train", "fractions": {"fit": 0.75, "held": 0.25}, "fold_split": "held"},
+        train_split="fit",
+        eval_split="held",
+    )
+    path = tmp_path / "grid.yaml"
+    grid = {"base": base, "axes": {"model.fusion": ["concat"]}, "seeds": [0, 1], "folds": 3}
+    path.write_text(yaml.safe_dump(grid, sort_keys=False))
+    out = tmp_path / "out"
+    assert main(["bench", str(path), "--out", str(out)]) == 0
+    assert "1 cells × 2 seeds × 3 folds" in capsys.readouterr().out
+    records = _lines(out)
+    assert sorted((r["seed"], r["fold"]) for r in records) == [
+        (s, f) for s in (0, 1) for f in range(3)
+    ]
+    assert all(r["run_id"].endswith(f"-s{r['seed']}-f{r['fold']}") for r in records)
+    for r in records:  # each run held out its own fold
+        spec = yaml.safe_load((out / "runs" / r["run_id"] / "spec.yaml").read_text())
+        assert spec["data"]["split"]["folds"] == 3 and spec["data"]["split"]["fold"] == r["fold"]
+    rows, _ = leaderboard(records)
+    assert rows[0].n_ok == 6
+    want = mean_std([r["metrics"]["accuracy"] for r in records])
+    assert rows[0].metrics["accuracy"] == pytest.approx(want)
+    assert "mean ± sample std over seeds × folds" in (out / "report.html").read_text()
+    with pytest.raises(GridError, match="use the top-level `folds: K`"):
+        load_grid(_grid(tmp_path, axes={"data.split.fold": [0, 1]}))
+
+
+def test_fold_parts_are_disjoint_and_cover_the_source(host):
+    from modalforge.pipeline import build_pipeline
+    from modalforge.plugin import get_registry
+    from modalforge.spec import parse_spec
+
+    held = []
+    for fold in range(4):
+        spec = _base()
+        spec["data"].update(
+            split={
+                "source": "train",
+                "fractions": {"fit": 0.9, "held": 0.1},
+                "fold_split": "held",
+                "folds": 4,
+                "fold": fold,
+            },
+            train_split="fit",
+            eval_split="held",
+        )
+        reader = build_pipeline(parse_spec(spec), get_registry()).dataset
+        assert not set(reader.indices["fit"]) & set(reader.indices["held"])
+        held += reader.indices["held"].tolist()
+    assert sorted(held) == list(range(len(reader.reader.load("train"))))

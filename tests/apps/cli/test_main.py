@@ -153,7 +153,7 @@ def test_an_unknown_recipe_exits_2_naming_the_available_ones(argv, capsys):
         main(argv)
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert "no built-in recipe 'digits_nope.yaml'" in err and "digits_gan.yaml" in err
+    assert "no recipe named 'digits_nope.yaml'" in err and "digits_gan.yaml" in err
     assert "Traceback" not in err
 
 

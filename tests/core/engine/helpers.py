@@ -23,7 +23,7 @@ from modalforge.modality import Modality, ModalityKind
 from modalforge.pipeline import Pipeline, build_pipeline
 from modalforge.registry import Registrar, Registry
 from modalforge.spec import parse_spec
-from tests.core.toy import CE, Accuracy, DictDataset, FlattenEncoder, LinearHead
+from tests.core.toy import CE, Accuracy, DictDataset, FlattenEncoder, LinearHead, add_training
 
 
 class Blobs(DatasetReader):
@@ -165,7 +165,7 @@ class ToyGAN(Generator):
 
 
 def registry() -> Registry:
-    reg = Registry()
+    reg = add_training(Registry())
     r = Registrar(reg, "engine-tests")
     r.dataset("blobs", Blobs)
     r.dataset("points", Points)

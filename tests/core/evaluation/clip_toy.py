@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 from modalforge.contracts import DatasetReader, Encoder, FeatureSpec, Loss, LossOutput, Target
 from modalforge.modality import Modality, ModalityKind
 from modalforge.registry import Registrar, Registry
+from tests.core.toy import add_training
 
 CLASSES = ("red", "green", "blue")
 
@@ -154,7 +155,7 @@ def clip_registry(registry: Registry | None = None) -> Registry:
     """These components and the embedding metrics, added to ``registry`` (or a new one)."""
     from modalforge_metrics import LinearProbe, Retrieval, SvmProbe, ZeroShot
 
-    registry = registry if registry is not None else Registry()
+    registry = registry if registry is not None else add_training(Registry())
     r = Registrar(registry, "clip_toy")
     r.dataset("captions", ToyCaptions)
     r.encoder("words", WordEncoder)

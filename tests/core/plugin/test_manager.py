@@ -95,7 +95,9 @@ def test_misspelt_or_missing_hook_is_reported():
     bad_name, no_hook = host.records
     assert bad_name.error.startswith("not a valid plugin: PluginValidationError")
     assert "register_component" in bad_name.error
-    assert no_hook.error.startswith("register_components raised: PluginError: it has no")
+    assert no_hook.error.startswith(
+        "register_components raised: PluginError: it implements none of the registration hooks"
+    )
     assert len(host.registry) == 0
 
 

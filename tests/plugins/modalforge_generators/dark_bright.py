@@ -15,6 +15,7 @@ from modalforge.registry import Registrar, Registry
 from modalforge_clip.text import ClipTextEncoder
 from modalforge_generators.diffusion import TextConditionalDiffusion
 from modalforge_generators.gan import TextConditionalGAN
+from tests.core.toy import add_training
 
 TEXT = "text"
 CONTEXT = 24
@@ -63,7 +64,7 @@ class DarkBright(DatasetReader):
 
 
 def registry() -> Registry:
-    reg = Registry()
+    reg = add_training(Registry())
     r = Registrar(reg, "gan-tests")
     r.dataset("dark_bright", DarkBright)
     r.encoder("clip_text", ClipTextEncoder)

@@ -22,6 +22,7 @@ from modalforge.registry import Registrar, Registry
 from modalforge.spec import parse_spec
 from modalforge_generators.autoregressive import DalleTransformer
 from modalforge_generators.vqvae import VQVAE
+from tests.core.toy import add_training
 
 DARK, BRIGHT = 0.1, 0.9
 
@@ -68,7 +69,7 @@ class ToyCaptions(DatasetReader):
 
 
 def registry() -> Registry:
-    reg = Registry()
+    reg = add_training(Registry())
     r = Registrar(reg, "vq-tests")
     r.dataset("toy_captions", ToyCaptions)
     r.generator("vqvae", VQVAE)

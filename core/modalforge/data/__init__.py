@@ -1,0 +1,1 @@
+"""Data machinery shared by readers and pipelines: path policy, splits, transform chains."""
