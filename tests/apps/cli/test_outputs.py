@@ -105,8 +105,8 @@ def test_a_missing_parent_folder_of_an_output_file_is_created(spec, tmp_path, ca
     assert out.is_file() and "accuracy" in out.read_text()
 
 
-def test_generate_refuses_a_folder_where_its_json_record_goes(tmp_path, capsys):
+def test_generate_refuses_a_folder_where_its_json_record_goes(spec, tmp_path, capsys):
     (tmp_path / "grid.json").mkdir()
-    argv = ["generate", "recipe:digits_gan", "a 3", "--checkpoint", "nowhere"]
+    argv = ["generate", spec, "a 3", "--checkpoint", "nowhere"]
     _fails([*argv, "--out", str(tmp_path / "grid.png")], capsys, "grid.json, which is a folder")
     assert not (tmp_path / "grid.png").exists()
