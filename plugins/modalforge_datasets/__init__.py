@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from modalforge.plugin import hookimpl
-from modalforge_apps.recipes import register_presets, register_recipes  # noqa: F401 TEMP
 from modalforge_datasets.digits import DigitsDataset
 from modalforge_datasets.digits_captions import DigitsCaptionsDataset, zeroshot_templates
 from modalforge_datasets.digits_halves import DigitsHalvesDataset
@@ -66,6 +65,3 @@ def register_components(registry: Registrar) -> None:
     registry.loader("tabular", TabularColumns, tags=("tabular", "lowdim"))
     registry.loader("npy", ArrayFile, tags=("file", "array"))
     registry.dataset("shapes", ShapesDataset, tags=("image-text", "compositional", "offline"))
-    import modalforge_transforms  # TEMP until its entry point is installed
-
-    modalforge_transforms.register_components(registry)

@@ -29,18 +29,3 @@ def register_components(registry: Registrar) -> None:
     registry.loss("mse", MSELoss, tags=("regression",))
     registry.loss("clip", ClipLoss, tags=("contrastive", "infonce"))
     registry.loss("siglip", SigLipLoss, tags=("contrastive", "sigmoid"))
-    _training_until_it_has_an_entry_point(registry)
-
-
-def _training_until_it_has_an_entry_point(registry: Registrar) -> None:
-    """TEMPORARY bridge: registers the built-in ``training`` plugin (optimizers, schedules,
-    callbacks, loggers) until pyproject.toml lists ``training = "modalforge_training"`` under
-    ``[project.entry-points.modalforge]``; a no-op once that entry point is installed. Remove it
-    then."""
-    from importlib import metadata
-
-    if any(ep.name == "training" for ep in metadata.entry_points(group="modalforge")):
-        return
-    import modalforge_training
-
-    modalforge_training.register_components(registry)

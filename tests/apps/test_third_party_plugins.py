@@ -21,7 +21,19 @@ pytestmark = pytest.mark.slow  # installs packages and starts several Python pro
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "plugins"
 THIRD_PARTY = ("mf_good", "mf_broken_import", "mf_broken_register", "mf_dup", "mf_lab")
-BUILTINS = ("datasets", "encoders", "fusion", "heads", "losses", "metrics", "monai", "timm")
+BUILTINS = (
+    "datasets",
+    "encoders",
+    "fusion",
+    "heads",
+    "losses",
+    "metrics",
+    "monai",
+    "recipes",
+    "timm",
+    "training",
+    "transforms",
+)
 
 
 class Env:

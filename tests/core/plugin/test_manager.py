@@ -83,7 +83,18 @@ def test_env_var_restricts_loading(tmp_path, monkeypatch):
 def test_builtin_plugins_load_through_entry_points():
     host = load_plugins(warn=False)
     names = {r.name for r in host.records}
-    assert {"datasets", "encoders", "fusion", "heads", "losses", "metrics", "timm"} <= names
+    assert {
+        "datasets",
+        "encoders",
+        "fusion",
+        "heads",
+        "losses",
+        "metrics",
+        "timm",
+        "training",
+        "transforms",
+        "recipes",
+    } <= names
     assert all(r.distribution == "modalforge" for r in host.records if r.name in names)
 
 
