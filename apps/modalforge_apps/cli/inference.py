@@ -86,7 +86,7 @@ def embed_split(loaded: Loaded, split: str, modalities: list[str]) -> EmbeddedSp
     A contrastive model gives its shared-space embeddings (``encode``); any other model with
     per-modality ``encoders`` gives each encoder's pooled features.
     """
-    from modalforge.engine.data import EpochLoader
+    from modalforge.engine.data import EpochLoader, loader_workers
     from modalforge.engine.runtime import prefetch_to_device
 
     spec = loaded.spec
@@ -96,7 +96,7 @@ def embed_split(loaded: Loaded, split: str, modalities: list[str]) -> EmbeddedSp
         batch_size=spec.data.eval_batch_size or spec.data.batch_size,
         shuffle=False,
         seed=spec.seed,
-        num_workers=spec.data.num_workers,
+        num_workers=loader_workers(spec.data.num_workers, loaded.device),
         drop_last=False,
         pin_memory=loaded.device.type == "cuda",
         field=f"split {split!r}",

@@ -30,7 +30,7 @@ from modalforge.engine.batchnorm import (
 )
 from modalforge.engine.checkpoint import load_checkpoint, save_checkpoint, step_dir_name
 from modalforge.engine.checkpoint_files import CHECKPOINTS_DIR
-from modalforge.engine.data import EpochLoader, batch_size_of
+from modalforge.engine.data import EpochLoader, batch_size_of, loader_workers
 from modalforge.engine.distributed import no_sync, setup
 from modalforge.engine.evaluation import run_evaluation
 from modalforge.engine.logging import MetricLogger, Progress
@@ -271,7 +271,7 @@ class Trainer:
                 batch_size=d.batch_size if train else (d.eval_batch_size or d.batch_size),
                 shuffle=train,
                 seed=self.spec.seed,
-                num_workers=d.num_workers,
+                num_workers=loader_workers(d.num_workers, self.device, self.dist.world_size),
                 drop_last=d.drop_last and train,
                 pin_memory=self.device.type == "cuda",
                 field=f"data.{'train_split' if train else 'eval_split'} ({split!r})",

@@ -29,7 +29,11 @@ class DataSpec(BaseModel):
     eval_split: str | None = Field("test", description="split to evaluate on; null: none")
     batch_size: PositiveInt = Field(64, description="samples per training micro-batch, per process")
     eval_batch_size: PositiveInt | None = Field(None, description="default: batch_size")
-    num_workers: NonNegativeInt = Field(0, description="DataLoader worker processes")
+    num_workers: NonNegativeInt | Literal["auto"] = Field(
+        "auto",
+        description="DataLoader worker processes; auto: none on the CPU (the cores train), on an "
+        "accelerator up to 4 per process, one core left for the process itself",
+    )
     drop_last: bool = Field(False, description="drop the last incomplete training batch")
     split: SplitSpec | None = Field(
         None, description="divide a split of the data set into parts (grouped, stratified, k-fold)"

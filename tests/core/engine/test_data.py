@@ -86,3 +86,17 @@ def test_collate_samples_uses_each_modalitys_own_collate():
     assert batch["image"].tolist() == [[0, 0], [1, 1]] and batch["target"].tolist() == [0, 1]
     plain = collate_samples([samples[0], samples[0]])  # no collates: torch's default_collate
     assert plain["text"].shape == (2, 3)
+
+
+def test_auto_loader_workers_none_on_cpu_a_few_per_process_on_an_accelerator(monkeypatch):
+    import os
+
+    from modalforge.engine.data import loader_workers
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(16)), raising=False)
+    assert loader_workers("auto", torch.device("cpu")) == 0
+    assert loader_workers(3, torch.device("cpu")) == 3  # a number is taken as given
+    assert loader_workers("auto", torch.device("cuda", 0)) == 4
+    assert loader_workers("auto", torch.device("cuda", 0), world_size=8) == 1  # 16 // 8 - 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1}, raising=False)
+    assert loader_workers("auto", torch.device("cuda", 0)) == 1
