@@ -17,23 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.builtins import BUILTIN_PLUGINS
+
 pytestmark = pytest.mark.slow  # installs packages and starts several Python processes
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "plugins"
 THIRD_PARTY = ("mf_good", "mf_broken_import", "mf_broken_register", "mf_dup", "mf_lab")
-BUILTINS = (
-    "datasets",
-    "encoders",
-    "fusion",
-    "heads",
-    "losses",
-    "metrics",
-    "monai",
-    "recipes",
-    "timm",
-    "training",
-    "transforms",
-)
+BUILTINS = sorted(BUILTIN_PLUGINS)
 
 
 class Env:

@@ -12,19 +12,9 @@ from torch.utils.data import DataLoader
 from modalforge.pipeline import build_pipeline
 from modalforge.plugin import load_plugins
 from modalforge.spec import parse_spec
+from tests.builtins import BUILTIN_PLUGINS
 
-BUILTIN = {
-    "clip",
-    "datasets",
-    "encoders",
-    "fusion",
-    "heads",
-    "losses",
-    "metrics",
-    "monai",
-    "timm",
-    "transformers",
-}
+BUILTIN = BUILTIN_PLUGINS
 
 SPEC = {
     "name": "machinery",
