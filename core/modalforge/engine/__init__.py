@@ -16,8 +16,8 @@ _EXPORTS: dict[str, str] = {
     "TrainResult": "modalforge.engine.results",
     "NonFiniteLossError": "modalforge.engine.tracking",
     "OutputExistsError": "modalforge.engine.results",
-    "train": "modalforge.engine.trainer",
-    "evaluate": "modalforge.engine.trainer",
+    "train": "modalforge.engine.api",
+    "evaluate": "modalforge.engine.api",
     "StepContext": "modalforge.engine.step",
     "save_checkpoint": "modalforge.engine.checkpoint",
     "load_checkpoint": "modalforge.engine.checkpoint",
@@ -51,6 +51,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from modalforge.engine.api import evaluate, train
     from modalforge.engine.checkpoint import (
         load_checkpoint,
         read_state,
@@ -63,4 +64,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from modalforge.engine.runtime import seed_everything, select_device
     from modalforge.engine.step import StepContext
     from modalforge.engine.tracking import NonFiniteLossError
-    from modalforge.engine.trainer import Trainer, evaluate, train
+    from modalforge.engine.trainer import Trainer

@@ -496,24 +496,3 @@ class Trainer:
         if self.is_main:
             write_results(self.out_dir, self.spec.name, result)
         return result
-
-
-def train(pipeline: Pipeline, out_dir: str | Path, resume: str | Path | None = None) -> TrainResult:
-    """Train ``pipeline`` into ``out_dir`` (continuing from checkpoint ``resume`` if given)."""
-    trainer = Trainer(pipeline, out_dir)
-    try:
-        return trainer.fit(resume=resume)
-    finally:
-        trainer.close()
-
-
-def evaluate(
-    pipeline: Pipeline, checkpoint: str | Path, split: str | None = None
-) -> dict[str, float]:
-    """Load weights from ``checkpoint`` (run, checkpoints or step folder) and evaluate ``split``."""
-    trainer = Trainer(pipeline, out_dir=None)
-    try:
-        trainer.load_weights(checkpoint)
-        return trainer.evaluate(split)
-    finally:
-        trainer.close()
