@@ -4,18 +4,10 @@ import sys
 import pytest
 import yaml
 
-from modalforge.plugin import PluginHost, set_host
 from modalforge_apps.cli import main
-from tests.core.toy import toy_registry, toy_spec
+from tests.core.toy import toy_spec
 
 HEAVY = ("torch", "timm", "transformers", "monai")
-
-
-@pytest.fixture
-def toy_host():
-    set_host(PluginHost(toy_registry(), []))
-    yield
-    set_host(None)
 
 
 def _spec_file(tmp_path, data: dict):  # noqa: ANN202

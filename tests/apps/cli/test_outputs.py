@@ -4,23 +4,15 @@ a file where a folder goes, a folder where a file goes, a parent that is a file.
 import pytest
 import yaml
 
-from modalforge.plugin import PluginHost, set_host
 from modalforge_apps.cli import main
-from tests.core.toy import toy_registry, toy_spec
+from tests.core.toy import toy_spec
 
-
-@pytest.fixture(autouse=True)
-def toy_host():
-    set_host(PluginHost(toy_registry(), []))
-    yield
-    set_host(None)
+pytestmark = pytest.mark.usefixtures("toy_host")
 
 
 @pytest.fixture
-def spec(tmp_path):
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(toy_spec(), sort_keys=False))
-    return str(path)
+def spec(toy_spec_file):
+    return str(toy_spec_file)
 
 
 @pytest.fixture

@@ -6,23 +6,14 @@ import json
 import pytest
 import yaml
 
-from modalforge.plugin import PluginHost, set_host
 from modalforge_apps.cli import main
-from tests.core.toy import toy_registry, toy_spec
 
-
-@pytest.fixture(autouse=True)
-def toy_host():
-    set_host(PluginHost(toy_registry(), []))
-    yield
-    set_host(None)
+pytestmark = pytest.mark.usefixtures("toy_host")
 
 
 @pytest.fixture
-def spec_path(tmp_path):
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(toy_spec(), sort_keys=False))
-    return path
+def spec_path(toy_spec_file):
+    return toy_spec_file
 
 
 def _digest(folder) -> dict[str, str]:  # noqa: ANN001
