@@ -67,9 +67,6 @@ class ImageColumn(ColumnLoader):
     def reads_files(self) -> bool:
         return True
 
-    def path(self, row: int) -> str:
-        return self.paths[row]
-
 
 class TextColumn(ColumnLoader):
     """A column of text (a caption, a report) → raw strings for the text encoder's tokenizer."""

@@ -201,9 +201,6 @@ class ManifestRows(Dataset):
             return [self.targets[int(r)] for r in self.rows]
         return [self.loaders[name].load(int(r)) for r in self.rows]
 
-    def where(self, index: int) -> str:
-        return self.table.where(int(self.rows[index]))
-
 
 def _read(files: dict[str, str], fmt: ManifestFormat, root: str | None):  # noqa: ANN202
     """One :class:`ManifestTable` of all files' rows, and the split each row belongs to."""

@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import nn
 from torch.utils.data import Dataset
 
-from modalforge.contracts import Encoder, FeatureSpec
 from modalforge.engine.runtime import seed_everything
-from modalforge.modality import Modality, ModalityKind
+from modalforge.modality import Modality
 from modalforge.pipeline import Pipeline, build_pipeline
 from modalforge.registry import Registrar
 from modalforge.spec import parse_spec
-from tests.core.engine.helpers import Blobs, registry, spec_dict
+from tests.core.engine.helpers import Blobs, LayersEncoder, registry, spec_dict
 
 
-class BatchNormMLP(Encoder):
+class BatchNormMLP(LayersEncoder):
     """Linear → BatchNorm1d → ReLU: cannot train on a batch of one sample."""
 
-    accepts = (ModalityKind.LOWDIM,)
-
     def __init__(self, modality: Modality, dim: int = 8) -> None:
-        super().__init__(modality)
-        self.net = nn.Sequential(nn.Linear(modality.shape[0], dim), nn.BatchNorm1d(dim), nn.ReLU())
-        self._out = FeatureSpec(dim)
-
-    @property
-    def output(self) -> FeatureSpec:
-        return self._out
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        layers = nn.Sequential(nn.Linear(modality.shape[0], dim), nn.BatchNorm1d(dim), nn.ReLU())
+        super().__init__(modality, layers, dim)
 
 
 class Holes(Dataset):

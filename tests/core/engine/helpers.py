@@ -55,14 +55,14 @@ class Blobs(DatasetReader):
         return self._splits[split]
 
 
-class DropoutEncoder(Encoder):
-    """Linear → ReLU → Dropout: its training draws from the torch RNG (resume must restore it)."""
+class LayersEncoder(Encoder):
+    """A low-dim encoder whose subclasses set ``self.net`` (output width ``dim``)."""
 
     accepts = (ModalityKind.LOWDIM,)
 
-    def __init__(self, modality: Modality, dim: int = 16, dropout: float = 0.2) -> None:
+    def __init__(self, modality: Modality, net: nn.Module, dim: int) -> None:
         super().__init__(modality)
-        self.net = nn.Sequential(nn.Linear(modality.shape[0], dim), nn.ReLU(), nn.Dropout(dropout))
+        self.net = net
         self._out = FeatureSpec(dim)
 
     @property
@@ -71,6 +71,14 @@ class DropoutEncoder(Encoder):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
+
+
+class DropoutEncoder(LayersEncoder):
+    """Linear → ReLU → Dropout: its training draws from the torch RNG (resume must restore it)."""
+
+    def __init__(self, modality: Modality, dim: int = 16, dropout: float = 0.2) -> None:
+        layers = nn.Sequential(nn.Linear(modality.shape[0], dim), nn.ReLU(), nn.Dropout(dropout))
+        super().__init__(modality, layers, dim)
 
 
 class ScaledCE(Loss):
