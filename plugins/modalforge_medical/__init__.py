@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from modalforge.plugin import hookimpl
+from modalforge_medical import synthetic
 
 if TYPE_CHECKING:
     from modalforge.registry import Registrar
@@ -16,3 +17,4 @@ __all__ = ["register_components"]
 @hookimpl
 def register_components(registry: Registrar) -> None:
     """Each submodule registers its own components (readers, transforms, data, the adapter)."""
+    synthetic.register(registry)

@@ -1,5 +1,6 @@
 """Built-in metrics: ``accuracy``, ``macro_f1``, ``roc_auc`` (classification), ``mae``, ``rmse``;
-for embedding models ``zeroshot``, ``retrieval``, ``linear_probe`` and ``svm_probe``."""
+for embedding models ``zeroshot``, ``zeroshot_findings`` (prompt pairs), ``retrieval``,
+``linear_probe`` and ``svm_probe``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from modalforge_metrics.probes import LinearProbe, SvmProbe
 from modalforge_metrics.regression import MAE, RMSE
 from modalforge_metrics.retrieval import Retrieval
 from modalforge_metrics.zeroshot import ZeroShot
+from modalforge_metrics.zeroshot_pairs import ZeroShotFindings
 
 if TYPE_CHECKING:
     from modalforge.registry import Registrar
@@ -25,6 +27,7 @@ __all__ = [
     "RocAuc",
     "SvmProbe",
     "ZeroShot",
+    "ZeroShotFindings",
     "register_components",
 ]
 
@@ -37,6 +40,7 @@ def register_components(registry: Registrar) -> None:
     registry.metric("mae", MAE, tags=("regression",))
     registry.metric("rmse", RMSE, tags=("regression",))
     registry.metric("zeroshot", ZeroShot, tags=("contrastive", "multiclass"))
+    registry.metric("zeroshot_findings", ZeroShotFindings, tags=("contrastive", "multilabel"))
     registry.metric("retrieval", Retrieval, tags=("contrastive",))
     registry.metric("linear_probe", LinearProbe, tags=("embedding", "multiclass"))
     registry.metric("svm_probe", SvmProbe, tags=("embedding", "multiclass"))

@@ -29,6 +29,7 @@ IMAGE = {
     "normalize": image.Normalize,
     "resize": image.Resize,
     "center_crop": image.CenterCrop,
+    "to_tensor": image.ToTensor,
 }
 TABULAR = {"impute": tabular.Impute, "standardize": tabular.Standardize}
 TEXT = {

@@ -279,3 +279,22 @@ class CenterCrop(Resize):
     def __init__(self, modality: Modality, size: int) -> None:
         super().__init__(modality, size)
         self.op = _v2().CenterCrop((size, size))
+
+
+class ToTensor(TorchvisionStep):
+    """A raw PIL image → a ``float32`` ``(C, H, W)`` tensor in ``[0, 1]``, for encoders without
+    their own image preprocessing (a CNN or a MONAI network on X-ray-style images)."""
+
+    raw = True
+    random = False
+
+    def __init__(self, modality: Modality) -> None:
+        import torch
+
+        v2 = _v2()
+        super().__init__(
+            modality, v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
+        )
+
+    def output(self) -> Modality:
+        return replace(self.modality, dtype="float32")

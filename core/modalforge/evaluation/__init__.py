@@ -30,6 +30,11 @@ from modalforge.evaluation.probes import (
     linear_probe,
     svm_probe,
 )
+from modalforge.evaluation.prompt_pairs import (
+    build_prompt_pair_classifier,
+    prompt_pair_probs,
+    validate_prompt_pairs,
+)
 from modalforge.evaluation.retrieval import (
     image_text_retrieval,
     invert_positives,
@@ -55,6 +60,9 @@ from modalforge.evaluation.zeroshot import (
 )
 
 __all__ = [
+    "build_prompt_pair_classifier",
+    "prompt_pair_probs",
+    "validate_prompt_pairs",
     "DEFAULT_NOISE_LEVELS",
     "DEFAULT_CS",
     "DEFAULT_TEMPLATES",
