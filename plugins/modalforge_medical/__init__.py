@@ -7,14 +7,16 @@ from typing import TYPE_CHECKING
 
 from modalforge.plugin import hookimpl
 from modalforge_medical import synthetic
+from modalforge_medical.adapter import MedicalDomain
 
 if TYPE_CHECKING:
     from modalforge.registry import Registrar
 
-__all__ = ["register_components"]
+__all__ = ["MedicalDomain", "register_components"]
 
 
 @hookimpl
 def register_components(registry: Registrar) -> None:
     """Each submodule registers its own components (readers, transforms, data, the adapter)."""
+    registry.adapter("medical", MedicalDomain, tags=("medical", "volume3d", "report", "tabular"))
     synthetic.register(registry)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any
 
 from modalforge.modality import Modality
@@ -13,8 +14,11 @@ class DomainAdapter(ABC):
     ``domain: NAME`` (or ``domain: {name: NAME, params: {...}}``).
 
     :meth:`preset` is a spec fragment merged under the user's spec before validation: every
-    value the spec sets itself wins, so each default stays overridable in YAML. The catalogue
-    (:attr:`modalities`, :attr:`readers`, :attr:`transforms`, :attr:`recommended`,
+    value the spec sets itself wins, so each default stays overridable in YAML.
+    :meth:`preset_for` is what the spec loader calls: it sees the user's spec, so a domain can
+    give defaults for the modalities that spec's data declares (an encoder and preprocessing
+    for each volume a manifest lists); it returns :meth:`preset` unless a domain overrides it.
+    The catalogue (:attr:`modalities`, :attr:`readers`, :attr:`transforms`, :attr:`recommended`,
     :attr:`metrics`) names registered components and is shown by
     ``modalforge components adapter NAME``; :meth:`missing` lists names nobody registered.
     """
@@ -26,6 +30,11 @@ class DomainAdapter(ABC):
     def preset(self) -> dict[str, Any]:
         """Spec defaults that ``domain: NAME`` applies (a partial spec, e.g. ``{"train": ...}``)."""
         return {}
+
+    def preset_for(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults for ``spec`` (the user's spec as read from YAML, before any merging; do not
+        modify it). By default :meth:`preset`, the same for every spec."""
+        return self.preset()
 
     @property
     def modalities(self) -> dict[str, Modality]:

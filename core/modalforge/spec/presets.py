@@ -43,7 +43,7 @@ def apply_presets(data: dict[str, Any], host: Any = None) -> dict[str, Any]:  # 
         host = get_host()
     layers: list[dict[str, Any]] = []
     if data.get("domain") is not None:
-        layers.append(_domain_defaults(data["domain"], host))
+        layers.append(_domain_defaults(data["domain"], host, data))
     names = data.get("preset") or []
     names = [names] if isinstance(names, str) else names
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -68,7 +68,7 @@ def apply_presets(data: dict[str, Any], host: Any = None) -> dict[str, Any]:  # 
     return merge(merged, data)
 
 
-def _domain_defaults(ref: Any, host: Any) -> dict[str, Any]:  # noqa: ANN401
+def _domain_defaults(ref: Any, host: Any, spec: Mapping[str, Any]) -> dict[str, Any]:  # noqa: ANN401
     from modalforge.pipeline.build import instantiate
     from modalforge.spec.params import validate_params
     from modalforge.spec.ref import ComponentRef
@@ -79,7 +79,7 @@ def _domain_defaults(ref: Any, host: Any) -> dict[str, Any]:  # noqa: ANN401
         raise SpecError("domain", f"a domain name or {{name, params}}, got {ref!r}") from exc
     info = host.registry.get("adapter", ref.name, path="domain")
     adapter = instantiate(info, validate_params(info, ref.params, "domain"), "domain")
-    defaults = adapter.preset()
+    defaults = adapter.preset_for(copy.deepcopy(dict(spec)))
     if not isinstance(defaults, Mapping):
         raise SpecError("domain", f"domain {ref.name!r} gives {type(defaults).__name__} defaults")
     return dict(defaults)
