@@ -114,7 +114,7 @@ class MedicalDomain(DomainAdapter):
         """The defaults of a spec whose data declares ``ct``, ``xray``, ``report`` and
         ``clinical`` (what ``modalforge components adapter medical`` shows)."""
         kinds = {m.name: m.kind for m in self.modalities.values() if m.name != "mr"}
-        return self._defaults(kinds, {"model": {"type": "multimodal"}})
+        return self._defaults(kinds, {"model": {"type": "supervised"}})
 
     def preset_for(self, spec: Mapping[str, Any]) -> dict[str, Any]:
         return self._defaults(declared_kinds(spec), spec)
