@@ -337,7 +337,7 @@ class Clinical(Collecting):
         target: Target | None = None,
         report: tuple[Report, ...] = REPORTS,
         threshold: Unit = 0.5,
-        specificity: tuple[Unit, ...] = (0.9,),
+        specificity: tuple[float, ...] = (0.9,),
         n_bins: Annotated[int, Field(ge=1)] = 10,
         n_bootstrap: Annotated[int, Field(ge=0)] = 1000,
         ci: Unit = 0.95,
@@ -350,6 +350,8 @@ class Clinical(Collecting):
             raise ValueError("clinical metrics need a multiclass or multilabel target")
         if not report:
             raise ValueError(f"report must name at least one of {', '.join(REPORTS)}")
+        if not specificity or not all(0 < s < 1 for s in specificity):
+            raise ValueError(f"specificity needs values between 0 and 1, got {list(specificity)}")
         self.report, self.threshold, self.specificity = tuple(report), threshold, specificity
         self.n_bins, self.n_bootstrap, self.ci, self.seed = n_bins, n_bootstrap, ci, seed
         self.stratify, self.on_single_class = stratify, on_single_class

@@ -42,16 +42,18 @@ class Curve:
     neg: np.ndarray
     tp: np.ndarray  # cumulative
     fp: np.ndarray
+    tied: bool  # some group holds more than one case
 
     @classmethod
     def of(cls, ranking: Ranking, w: np.ndarray) -> Curve:
         ws = w[:, ranking.order]
         pos = ws * ranking.positive
-        if ranking.starts.size < ranking.order.size:  # tied scores: one group per distinct score
+        tied = ranking.starts.size < ranking.order.size
+        if tied:  # one group per distinct score
             pos = np.add.reduceat(pos, ranking.starts, axis=1)
             ws = np.add.reduceat(ws, ranking.starts, axis=1)
         tp = np.cumsum(pos, axis=1)
-        return cls(pos, ws - pos, tp, np.cumsum(ws, axis=1) - tp)
+        return cls(pos, ws - pos, tp, np.cumsum(ws, axis=1) - tp, tied)
 
     @property
     def n_pos(self) -> np.ndarray:
@@ -69,8 +71,11 @@ def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 def roc_auc(c: Curve) -> np.ndarray:
     """P(score of a positive > score of a negative) + ½ P(tie): the area under the ROC curve."""
-    below = c.n_neg[:, None] - c.fp  # negatives scored strictly lower than each group
-    return _div((c.pos * (below + 0.5 * c.neg)).sum(axis=1), c.n_pos * c.n_neg)
+    # negatives scored strictly lower than each group: n_neg - fp, plus half of its own ties
+    # (without ties a group is one case, so it holds no positive and negative weight together)
+    above = c.fp - 0.5 * c.neg if c.tied else c.fp
+    num = c.n_pos * c.n_neg - (c.pos * above).sum(axis=1)
+    return _div(num, c.n_pos * c.n_neg)
 
 
 def average_precision(c: Curve) -> np.ndarray:

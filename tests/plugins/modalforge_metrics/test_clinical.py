@@ -288,6 +288,28 @@ def test_single_logit_is_a_sigmoid_binary_task():
     assert got["sensitivity"] == pytest.approx(skm.recall_score(y, logits[:, 0] >= 0))
 
 
+def test_bad_params_are_a_spec_error():
+    from modalforge.errors import SpecError
+    from modalforge.pipeline.build import instantiate
+    from modalforge.plugin import load_plugins
+
+    info = load_plugins(warn=False).registry.get("metric", "clinical")
+    with pytest.raises(SpecError, match="specificity needs values between 0 and 1"):
+        instantiate(info, {"specificity": (1.5,)}, "metrics.0", target=Target("multiclass", 3))
+    with pytest.raises(SpecError, match="multiclass or multilabel"):
+        instantiate(info, {}, "metrics.0", target=Target("regression", 1))
+
+
+def test_auc_without_ties_matches_sklearn():
+    rng = np.random.default_rng(8)
+    y = rng.integers(0, 2, 300)
+    p = 1 / (1 + np.exp(-(rng.normal(size=300) + y)))
+    got = clinical_report(p, y, report=["auc", "ap"], n_bootstrap=0)
+    assert got == pytest.approx(
+        {"auc": skm.roc_auc_score(y, p), "ap": skm.average_precision_score(y, p)}, abs=1e-12
+    )
+
+
 def test_percentile_interval_of_nothing_is_nan():
     assert all(math.isnan(v) for v in percentile_interval(np.array([]), 0.95))
 
@@ -319,7 +341,16 @@ def test_clinical_metric_in_a_real_spec_writes_its_keys(tmp_path):
             "head": "classification",
         },
         "loss": "cross_entropy",
-        "metrics": [{"name": "clinical", "params": {"n_bootstrap": 100, "specificity": [0.9]}}],
+        "metrics": [
+            {
+                "name": "clinical",
+                "params": {
+                    "n_bootstrap": 100,
+                    "specificity": [0.9],
+                    "report": ["auc", "ap", "sens_spec", "sens_at_spec", "f1", "ece"],
+                },
+            }
+        ],
         "train": {"epochs": 2, "lr": 0.01, "progress": False},
     }
     host = load_plugins(warn=False)
