@@ -1,6 +1,7 @@
 """Built-in metrics: ``accuracy``, ``macro_f1``, ``roc_auc`` (classification), ``mae``, ``rmse``;
 for embedding models ``zeroshot``, ``zeroshot_findings`` (prompt pairs), ``retrieval``,
-``linear_probe`` and ``svm_probe``."""
+``linear_probe`` and ``svm_probe``; ``clinical`` (the clinical table with bootstrap confidence
+intervals, also as :func:`clinical_report`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from modalforge.plugin import hookimpl
 from modalforge_metrics.classification import Accuracy, MacroF1, RocAuc
+from modalforge_metrics.clinical import Clinical, clinical_report
 from modalforge_metrics.probes import LinearProbe, SvmProbe
 from modalforge_metrics.regression import MAE, RMSE
 from modalforge_metrics.retrieval import Retrieval
@@ -21,6 +23,7 @@ __all__ = [
     "MAE",
     "RMSE",
     "Accuracy",
+    "Clinical",
     "LinearProbe",
     "MacroF1",
     "Retrieval",
@@ -28,6 +31,7 @@ __all__ = [
     "SvmProbe",
     "ZeroShot",
     "ZeroShotFindings",
+    "clinical_report",
     "register_components",
 ]
 
@@ -37,6 +41,7 @@ def register_components(registry: Registrar) -> None:
     registry.metric("accuracy", Accuracy, tags=("multiclass", "multilabel"))
     registry.metric("macro_f1", MacroF1, tags=("multiclass", "multilabel"))
     registry.metric("roc_auc", RocAuc, tags=("multiclass", "multilabel"))
+    registry.metric("clinical", Clinical, tags=("multiclass", "multilabel", "medical", "bootstrap"))
     registry.metric("mae", MAE, tags=("regression",))
     registry.metric("rmse", RMSE, tags=("regression",))
     registry.metric("zeroshot", ZeroShot, tags=("contrastive", "multiclass"))
