@@ -113,16 +113,19 @@ class VolumeColumn(ColumnLoader):
 
     def _header(self, table: ManifestTable, i: int, path: str, field: str) -> VolumeHeader:
         where = f"{table.where(i)}, column {self.column!r}"
+        hint = "fix or replace the file, or remove the row"
         try:
             fmt = file_format(path, self.reader)
+        except ValueError as exc:
+            raise DataError(
+                f"{where}: {path} {exc}",
+                hint=f"{hint}, or name the reader in {field}.params.reader (now {self.reader!r})",
+            ) from None
+        try:
             header = read_header(path, fmt)
         except (ValueError, OSError, EOFError, zlib.error) as exc:
             text = str(exc) if isinstance(exc, ValueError) else f"cannot be read ({describe(exc)})"
-            raise DataError(
-                f"{where}: {path} {text}",
-                hint=f"fix or replace the file, or remove the row (reader: {self.reader!r} at "
-                f"{field}.params.reader)",
-            ) from None
+            raise DataError(f"{where}: {path} {text}", hint=hint) from None
         if header.spatial_dims != self.spatial_dims:
             found = "a 2-D image (one slice)" if header.spatial_dims == 2 else "a 3-D volume"
             raise DataError(
