@@ -135,3 +135,28 @@ def test_no_identifying_field_reaches_any_file_a_run_writes(tmp_path, studies, c
         assert not any(text in stream for text in banned)
     index = json.loads((emb / "index.json").read_text())
     assert index["count"] == N // 2 and index["class_names"] == ["lesion", "normal"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        ("missing", "does not exist"),
+        ("gap", "is missing slices: InstanceNumber jumps from 1 to 3"),
+    ],
+)
+def test_bad_volumes_exit_2_with_one_message_through_the_cli(
+    tmp_path, studies, capsys, damage, expected
+):
+    manifest, _ = studies
+    mr = manifest.parent / "study3" / "mr"
+    if damage == "missing":
+        for file in mr.iterdir():
+            file.unlink()
+        mr.rmdir()
+    else:
+        (mr / "slice001.dcm").unlink()
+    assert main(["check", _spec(tmp_path, manifest)]) == 2
+    text = capsys.readouterr().err
+    assert text.startswith("error: ") and "Traceback" not in text
+    assert "line 5 of manifest" in text and "column 'mr'" in text and expected in text
+    assert str(mr) in text

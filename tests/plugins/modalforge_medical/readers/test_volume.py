@@ -3,13 +3,18 @@ built from them), NIfTI written with nibabel; values against pydicom / nibabel /
 
 from __future__ import annotations
 
+import pickle
+import subprocess
+import sys
+
 import numpy as np
 import torch
 from monai.data import MetaTensor, PydicomReader
 from monai.transforms import LoadImage
 from PIL import Image
-from torch.utils.data import default_collate
+from torch.utils.data import DataLoader, default_collate
 
+from modalforge.engine.data import collate_samples
 from modalforge.plugin import get_registry
 from modalforge_datasets import ManifestDataset
 from modalforge_medical.readers import SAFE_META_KEYS
@@ -203,3 +208,28 @@ def test_xray_style_png_reads_through_the_image_loader_in_mode_l(tmp_path):
     assert x.mode == w.mode == "L"
     np.testing.assert_array_equal(np.asarray(x), gray)
     np.testing.assert_array_equal(np.asarray(w), np.rint(wide * (255 / 65535)).astype(np.uint8))
+
+
+def test_loader_pickles_and_batches_in_dataloader_workers(tmp_path):
+    for k in range(4):
+        write_nifti(tmp_path / f"v{k}.nii.gz", np.full((3, 4, 5), k, np.float32))
+    ds = volumes(tmp_path, [f"v{k}.nii.gz" for k in range(4)])
+    rows = ds.load("all")
+    rows[0]  # builds MONAI's LoadImage in this process
+    clone = pickle.loads(pickle.dumps(ds.loaders["ct"]))
+    torch.testing.assert_close(clone.load(2).as_tensor(), torch.full((1, 3, 4, 5), 2.0))
+    loader = DataLoader(rows, batch_size=2, num_workers=2, collate_fn=collate_samples)
+    batches = [b["ct"] for b in loader]
+    assert [tuple(b.shape) for b in batches] == [(2, 1, 3, 4, 5)] * 2
+    means = torch.cat([b.as_tensor().mean((1, 2, 3, 4)) for b in batches])
+    torch.testing.assert_close(means, torch.tensor([0.0, 1, 2, 3]))
+
+
+def test_the_plugin_imports_no_medical_library():
+    code = (
+        "import sys, modalforge_medical, modalforge_medical.readers; "
+        "heavy = ('monai', 'nibabel', 'pydicom'); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
