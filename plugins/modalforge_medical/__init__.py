@@ -18,5 +18,9 @@ __all__ = ["MedicalDomain", "register_components"]
 @hookimpl
 def register_components(registry: Registrar) -> None:
     """Each submodule registers its own components (readers, transforms, data, the adapter)."""
+    from modalforge_medical import readers, transforms
+
     registry.adapter("medical", MedicalDomain, tags=("medical", "volume3d", "report", "tabular"))
     synthetic.register(registry)
+    readers.register(registry)
+    transforms.register(registry)
