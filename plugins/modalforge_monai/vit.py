@@ -81,6 +81,11 @@ class MonaiViTEncoder(MonaiEncoder):
             spatial_dims=modality.spatial_dims,
             qkv_bias=qkv_bias,
         )
+        # MONAI builds every block's cross-attention norm even without cross-attention; it never
+        # gets a gradient, which DDP (and optimizers' bookkeeping) would trip over: lock it
+        for block in self.net.blocks:
+            if not getattr(block, "with_cross_attention", True):
+                block.norm_cross_attn.requires_grad_(False)
         self.num_tokens = 1
         for s, p in zip(size, patch, strict=True):
             self.num_tokens *= s // p
