@@ -46,7 +46,7 @@ MIN_SIZE = 32
 
 
 class MonaiNetEncoder(MonaiEncoder):
-    """A ``monai.networks.nets`` CNN for images or volumes, giving its pooled features.
+    """A MONAI DenseNet, ResNet or EfficientNet-BN for images or volumes: its pooled features.
 
     ``network``: ``densenet121/169/201/264`` (``DenseNet``; features 1024, 1664, 1920, 2688),
     ``resnet10/18/34`` (512), ``resnet50/101/152/200`` (2048), ``efficientnet-b0`` … ``-b7``

@@ -18,16 +18,17 @@ STRIDE = 32
 
 
 class MonaiSwinEncoder(MonaiEncoder):
-    """``monai.networks.nets.swin_unetr.SwinTransformer``, as SwinUNETR builds it (``swinViT``).
+    """SwinUNETR's Swin Transformer encoder, its five multi-scale feature maps pooled together.
 
-    It returns five feature maps: the patch embedding at 1/2 resolution with ``feature_size``
-    channels, then one after each stage at 1/4 … 1/32 with ``feature_size · 2, 4, 8, 16``
-    channels (layer-normalised, as SwinUNETR uses them, when ``normalize``). Each chosen map
-    (``stages``: indices 0–4, default all) is global-average-pooled and the results are
-    concatenated, so the width is ``feature_size · Σ 2**s``; 744 for the default 24 and all five.
-    Spatial size and channels come from the modality; every spatial axis must be divisible by 32.
-    ``weights``: a state dict of this encoder or of a whole ``SwinUNETR`` (its ``swinViT.``
-    tensors are taken, the decoder's dropped).
+    ``monai.networks.nets.swin_unetr.SwinTransformer``, built as SwinUNETR builds its
+    ``swinViT`` (patch size 2), returns five feature maps: the patch embedding at 1/2 resolution
+    with ``feature_size`` channels, then one after each stage at 1/4 … 1/32 with
+    ``feature_size · 2, 4, 8, 16`` channels (layer-normalised, as SwinUNETR uses them, when
+    ``normalize``). Each chosen map (``stages``: indices 0–4, default all) is global-average-
+    pooled and the results are concatenated, so the width is ``feature_size · Σ 2**s``: 744 for
+    the default 24 and all five. Spatial size and channels come from the modality; every spatial
+    axis must be divisible by 32. ``weights``: a state dict of this encoder or of a whole
+    ``SwinUNETR`` (its ``swinViT.`` tensors are taken, the decoder's dropped).
     """
 
     subnet_keys = ("swinViT.",)

@@ -14,17 +14,18 @@ from modalforge_monai.base import MonaiEncoder, as_plain
 
 
 class MonaiViTEncoder(MonaiEncoder):
-    """``monai.networks.nets.ViT`` (``classification=False``) sized from the modality.
+    """MONAI's ViT over images or volumes, sized from the modality: pooled vector or patch tokens.
 
-    ``img_size`` is the modality's spatial shape, which every ``patch_size`` must divide (one
-    size, or one per axis); the sequence has ``prod(size // patch_size)`` tokens of width
-    ``hidden_size`` (after the final layer norm). There is no class token (MONAI adds one only
-    for classification), so the pooled vector of :meth:`forward` is the mean of the tokens.
-    ``output: tokens`` declares the token sequence in the :class:`FeatureSpec` as well, so token
-    fusions (``cross_attention``, ``bottleneck``) attend over the patches; ``output: pooled``
-    offers the vector only. ``out_dim`` projects either (token-wise for tokens). ``weights``: a
-    local state dict of a ``ViT`` (a classification ViT's ``cls_token`` and
-    ``classification_head`` are dropped) or of a UNETR (its ``vit.`` tensors are taken).
+    ``monai.networks.nets.ViT`` with ``classification=False``. Its ``img_size`` is the
+    modality's spatial shape, which ``patch_size`` (one size, or one per axis) must divide; the
+    sequence has ``prod(size // patch_size)`` tokens of width ``hidden_size`` (after the final
+    layer norm). There is no class token (MONAI adds one only for classification), so the pooled
+    vector of :meth:`forward` is the mean of the tokens. ``output: tokens`` declares the token
+    sequence in the :class:`FeatureSpec` as well, so token fusions (``cross_attention``,
+    ``bottleneck``) attend over the patches; ``output: pooled`` offers the vector only.
+    ``out_dim`` projects either (token-wise for tokens). ``weights``: a local state dict of a
+    ``ViT`` (a classification ViT's ``cls_token`` and ``classification_head`` are dropped) or of
+    a UNETR (its ``vit.`` tensors are taken).
     """
 
     classifier_keys = ("classification_head.", "cls_token")

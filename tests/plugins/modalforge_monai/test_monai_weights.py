@@ -173,3 +173,23 @@ def test_path_errors_are_spec_errors(tmp_path):
     (tmp_path / "w.npy").write_bytes(b"x")
     with pytest.raises(SpecError, match="unknown suffix"):
         _vit(weights=str(tmp_path / "w.npy"))
+
+
+def test_unetr_state_dict_gives_its_vit(tmp_path):
+    volume = Modality("ct", "volume3d", (1, 32, 32, 32))
+    unetr = nets.UNETR(
+        in_channels=1,
+        out_channels=2,
+        img_size=(32, 32, 32),
+        feature_size=4,
+        hidden_size=16,
+        mlp_dim=32,
+        num_heads=2,
+    )  # UNETR's ViT: patches of 16, 12 layers
+    path = tmp_path / "unetr.pt"
+    torch.save(unetr.state_dict(), path)
+    params = {**VIT, "patch_size": 16, "num_layers": 12}
+    enc = MonaiViTEncoder(volume, output="tokens", weights=str(path), **params).eval()
+    x = torch.randn(2, 1, 32, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(enc.forward_tokens(x), unetr.vit.eval()(x)[0])
