@@ -81,6 +81,12 @@ class MonaiSwinEncoder(MonaiEncoder):
             spatial_dims=spatial,
             use_v2=use_v2,
         )
+        # stages past the deepest chosen one are never run: lock them (no gradient, which DDP
+        # would trip over); they stay in the state dict, so SwinUNETR weights still load
+        for i in range(self.stages[-1] + 1, NUM_MAPS):
+            getattr(self.net, f"layers{i}").requires_grad_(False)
+            if use_v2:
+                getattr(self.net, f"layers{i}c").requires_grad_(False)
         width = sum(feature_size * 2**s for s in self.stages)
         self._output = FeatureSpec(
             self._finish(width, out_dim=out_dim, dropout=dropout, weights=weights)
@@ -91,9 +97,22 @@ class MonaiSwinEncoder(MonaiEncoder):
         return self._output
 
     def forward(self, x: Tensor) -> Tensor:
-        maps = self.net(as_plain(x), normalize=self.normalize)
+        maps = self.feature_maps(x)
         pooled = torch.cat([maps[s].flatten(2).mean(dim=2) for s in self.stages], dim=1)
         return self.proj(self.dropout(pooled))
+
+    def feature_maps(self, x: Tensor) -> list[Tensor]:
+        """``SwinTransformer.forward``, stopped after the deepest chosen stage: the maps
+        ``0 … max(stages)``, each ``(B, C, *spatial)``."""
+        net = self.net
+        x = net.pos_drop(net.patch_embed(as_plain(x)))
+        maps = [net.proj_out(x, self.normalize)]
+        for i in range(1, self.stages[-1] + 1):
+            if net.use_v2:
+                x = getattr(net, f"layers{i}c")[0](x.contiguous())
+            x = getattr(net, f"layers{i}")[0](x.contiguous())
+            maps.append(net.proj_out(x, self.normalize))
+        return maps
 
 
 def check_swin(

@@ -47,12 +47,26 @@ def test_pooled_maps_match_swinunetr_encoder(kind, shape):
 
 
 @pytest.mark.parametrize(
-    ("stages", "dim"), [((4,), 192), ((1, 3), 24 + 96), ((0, 1, 2, 3, 4), 372)]
+    ("stages", "dim", "v2"),
+    [((4,), 192, False), ((1, 3), 24 + 96, True), ((0, 1, 2, 3, 4), 372, True), ((0,), 12, False)],
 )
-def test_stages_choose_the_maps_and_size_the_output(stages, dim):
-    enc = MonaiSwinEncoder(Modality("xray", "image2d", (2, 32, 32)), stages=stages, **TINY)
+def test_stages_choose_the_maps_and_size_the_output(stages, dim, v2):
+    enc = MonaiSwinEncoder(
+        Modality("xray", "image2d", (2, 32, 32)), stages=stages, use_v2=v2, **TINY
+    )
     assert enc.output.dim == dim and not enc.output.tokens
-    assert enc(torch.randn(2, 2, 32, 32)).shape == (2, dim)
+    x = torch.randn(2, 2, 32, 32)
+    out = enc(x)
+    with torch.no_grad():  # against MONAI's own forward through all five maps
+        maps = enc.net(x, normalize=True)
+    expected = torch.cat([maps[s].flatten(2).mean(2) for s in stages], dim=1)
+    assert out.shape == (2, dim)
+    torch.testing.assert_close(out.detach(), expected)
+    out.square().sum().backward()
+    for name, p in enc.net.named_parameters():  # stages past the deepest chosen are locked
+        stage = int(name[6]) if name.startswith("layers") else 0
+        used = stage <= max(stages)
+        assert p.requires_grad is used and (p.grad is not None) is used, name
 
 
 def test_projection_and_gradients_reach_the_patch_embedding():
