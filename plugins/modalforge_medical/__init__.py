@@ -16,3 +16,6 @@ __all__ = ["register_components"]
 @hookimpl
 def register_components(registry: Registrar) -> None:
     """Each submodule registers its own components (readers, transforms, data, the adapter)."""
+    from modalforge_medical import transforms
+
+    transforms.register(registry)
