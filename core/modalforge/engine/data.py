@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, default_collate
 
+from modalforge.data.cache import fill_caches
+from modalforge.data.transforms import plain_sample
 from modalforge.errors import DataError
 
 _MIX = 6364136223846793005  # odd 64-bit multiplier: distinct (seed, epoch) → distinct streams
@@ -130,6 +132,8 @@ class EpochLoader:
                 "silence this)",
                 stacklevel=3,
             )
+        if num_workers > 0:  # workers inherit a filled memory cache instead of each filling one
+            fill_caches(dataset)
         self._generator = torch.Generator()
         self.loader = SkippingDataLoader(
             dataset,
@@ -205,7 +209,9 @@ def batch_size_of(batch: Any) -> int:
 def collate_samples(samples: list[Any], collates: Collates | None = None) -> Any:  # noqa: ANN401
     """``default_collate(samples)``, except that the modalities in ``collates`` (dict samples)
     are batched by their encoder's own collate (see :meth:`Encoder.collate`), e.g. padding
-    captions to the longest in the batch."""
+    captions to the longest in the batch. Tensor subclasses that carry metadata (MONAI's
+    ``MetaTensor``) are batched as plain tensors (:func:`plain_sample`)."""
+    samples = [plain_sample(s) for s in samples]
     if not collates or not samples or not isinstance(samples[0], Mapping):
         return default_collate(samples)
     own = [k for k in samples[0] if k in collates]

@@ -17,6 +17,13 @@ from modalforge.contracts import KINDS, DatasetReader, Encoder, Generator, Loss,
 from modalforge.contracts.dataset import Target
 from modalforge.contracts.features import FeatureSpec
 from modalforge.contracts.fusion import Fusion
+from modalforge.data.cache import (
+    CachedDataset,
+    cache_key,
+    describe_source,
+    prefix_chains,
+    write_description,
+)
 from modalforge.data.split import SplitReader, check_classes_in
 from modalforge.data.transforms import (
     ModalityTransforms,
@@ -67,12 +74,29 @@ class Pipeline:
         """The data set's ``split`` with every sample transformed for the model: with
         ``train=True`` the training augmentation too."""
         data = self.dataset.load(split)
+        if self.spec.data.cache != "none":
+            return self._cached(data, split, train=train)
         chains = {}
         for name in self.dataset.modalities:
             chain = self.data_transforms.chain(name, train=train, then=self.transforms.get(name))
             if chain is not None:
                 chains[name] = chain
         return TransformedDataset(data, chains) if chains else data
+
+    def _cached(self, data: Dataset, split: str, *, train: bool) -> Dataset:
+        """``data`` through the cached deterministic prefix, then the rest of each chain."""
+        prefix, rest, steps = prefix_chains(
+            self.data_transforms, list(self.dataset.modalities), train=train, then=self.transforms
+        )
+        description = {**describe_source(self.spec, split), "steps": steps}
+        cached = CachedDataset(
+            TransformedDataset(data, prefix) if prefix else data,
+            self.spec.data.cache,
+            folder=self.spec.data.cache_dir,
+            key=cache_key(description),
+        )
+        write_description(cached, description)
+        return TransformedDataset(cached, rest) if rest else cached
 
     def fit_transforms(self, split: str | None = None) -> None:
         """Fit the fitted ``data.transforms`` steps on ``split`` (default: the training split)."""

@@ -87,13 +87,20 @@ class SplitSpec(BaseModel):
 class TransformsSpec(BaseModel):
     """Per-modality transform chains.
 
-    ``eval`` is the deterministic preprocessing every sample gets, in training too (before the
-    encoder's own preprocessing, e.g. timm's resize and normalisation); ``train`` is the
-    augmentation applied to training samples only, before ``eval``.
+    ``pre`` is deterministic preprocessing applied first to every sample (e.g. a volume's
+    orientation, resampling and windowing), the part ``data.cache`` can keep; ``train`` is the
+    augmentation applied to training samples only, after ``pre``; ``eval`` is the preprocessing
+    every sample gets, in training too (after the augmentation, before the encoder's own
+    preprocessing, e.g. timm's resize and normalisation).
     """
 
     model_config = ConfigDict(extra="forbid")
 
+    pre: dict[str, list[ComponentRef]] = Field(
+        default_factory=dict,
+        description="modality → deterministic steps before the augmentation (every phase; "
+        "cacheable with data.cache)",
+    )
     train: dict[str, list[ComponentRef]] = Field(
         default_factory=dict, description="modality → augmentation steps (training only)"
     )
@@ -104,10 +111,10 @@ class TransformsSpec(BaseModel):
     def refs(self) -> list[tuple[str, ComponentRef]]:
         """``(field path, ref)`` of every step."""
         out: list[tuple[str, ComponentRef]] = []
-        for phase in ("train", "eval"):
+        for phase in ("pre", "train", "eval"):
             for modality, steps in getattr(self, phase).items():
                 out += [(f"data.transforms.{phase}.{modality}.{i}", r) for i, r in enumerate(steps)]
         return out
 
     def modalities(self) -> list[str]:
-        return list(dict.fromkeys([*self.train, *self.eval]))
+        return list(dict.fromkeys([*self.pre, *self.train, *self.eval]))

@@ -40,8 +40,22 @@ class DataSpec(BaseModel):
     )
     transforms: TransformsSpec = Field(
         default_factory=TransformsSpec,
-        description="per-modality augmentation (train) and preprocessing (eval) steps",
+        description="per-modality preprocessing (pre, eval) and augmentation (train) steps",
     )
+    cache: Literal["none", "memory", "disk"] = Field(
+        "none",
+        description="keep each sample as it leaves the reader and the deterministic steps before "
+        "the first random one (data.transforms.pre): in memory, or as files in cache_dir",
+    )
+    cache_dir: str | None = Field(None, description="with cache: disk, the folder of the files")
+
+    @model_validator(mode="after")
+    def _cache(self) -> DataSpec:
+        if self.cache == "disk" and not self.cache_dir:
+            raise ValueError("`cache: disk` needs `cache_dir`, the folder for the cached samples")
+        if self.cache != "disk" and self.cache_dir:
+            raise ValueError(f"`cache_dir` applies to `cache: disk` only (cache is {self.cache!r})")
+        return self
 
 
 class ModelSpec(BaseModel):
