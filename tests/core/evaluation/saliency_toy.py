@@ -37,17 +37,30 @@ def write_data(path: Path, spatial: tuple[int, ...], n: int = 48, seed: int = 0)
     return path
 
 
-def spec(data: Path, *, volume: bool = False, tabular: bool = False, epochs: int = 20) -> dict:
+def spec(
+    data: Path,
+    *,
+    volume: bool = False,
+    tabular: bool = False,
+    epochs: int = 20,
+    cnn: dict | None = None,
+    regression: bool = False,
+) -> dict:
     """A supervised spec: ``cnn`` on ``image`` (+ an ``mlp`` on ``labs`` with concat fusion)."""
     kinds = {"image": "volume3d" if volume else "image2d"}
-    encoders = {"image": {"name": "cnn", "params": {"widths": [8, 16], "norm": "batch"}}}
+    cnn = cnn or {"widths": [8, 16], "norm": "batch"}
+    encoders = {"image": {"name": "cnn", "params": cnn}}
     if tabular:
         kinds["labs"] = "tabular"
         encoders["labs"] = {"name": "mlp", "params": {"hidden_dims": [8], "out_dim": 8}}
     model: dict = {"encoders": encoders, "head": "classification"}
     if tabular:
         model["fusion"] = "concat"
-    return {
+    target = {"class_names": CLASSES}
+    if regression:
+        target = {"target_kind": "regression"}
+        model["head"] = "regression"
+    content = {
         "name": "saliency-toy",
         "seed": 0,
         "data": {
@@ -56,7 +69,7 @@ def spec(data: Path, *, volume: bool = False, tabular: bool = False, epochs: int
                 "params": {
                     "path": str(data),
                     "modality_kinds": kinds,
-                    "class_names": CLASSES,
+                    **target,
                     "test_fraction": 0.25,
                 },
             },
@@ -72,9 +85,13 @@ def spec(data: Path, *, volume: bool = False, tabular: bool = False, epochs: int
             "progress": False,
             "tensorboard": False,
             "checkpoint_every_epochs": epochs,
+            "eval_every_epochs": epochs,
             "log_every_steps": 100,
         },
     }
+    if regression:
+        content.update(loss="mse", metrics=[])
+    return content
 
 
 def write_spec(path: Path, content: dict) -> Path:
@@ -96,4 +113,29 @@ def train_run(tmp: Path, *, volume: bool = False, tabular: bool = False) -> tupl
     pipeline = build_pipeline(PipelineSpec.model_validate(content), get_registry())
     result = train(pipeline, tmp / "run")
     assert result.metrics["accuracy"] == 1.0, result.metrics  # the task is learned
+    return write_spec(tmp / "spec.yaml", content), tmp / "run"
+
+
+def hand_set_run(tmp: Path, *, volume: bool = False, **spec_args) -> tuple[Path, Path]:
+    """An untrained one-stage ``cnn`` (no norm) whose head votes ``lesion`` for any activation,
+    saved as a real checkpoint: (spec file, run folder). Its Grad-CAM map of ``lesion`` is the
+    channel sum of the ReLU'd conv output, so it is non-zero and non-uniform on noise."""
+    from modalforge.engine import save_checkpoint
+    from modalforge.pipeline import build_pipeline
+    from modalforge.plugin import get_registry
+    from modalforge.spec import PipelineSpec
+
+    spatial = (16, 16, 16) if volume else (16, 16)
+    data = write_data(tmp / "data.npz", spatial, n=16)
+    cnn = {"widths": [4], "norm": "none"}
+    content = spec(data, volume=volume, cnn=cnn, **spec_args)
+    torch.manual_seed(0)
+    pipeline = build_pipeline(PipelineSpec.model_validate(content), get_registry())
+    model = pipeline.model
+    if content["loss"] == "cross_entropy":
+        linear = model.head.net[-1]
+        with torch.no_grad():
+            linear.weight.copy_(torch.tensor([[-1.0] * 4, [1.0] * 4]))
+            linear.bias.zero_()
+    save_checkpoint(tmp / "run", model=model, step=0, epoch=0, spec_name=content["name"])
     return write_spec(tmp / "spec.yaml", content), tmp / "run"
