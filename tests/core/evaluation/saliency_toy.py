@@ -135,7 +135,8 @@ def hand_set_run(tmp: Path, *, volume: bool = False, **spec_args) -> tuple[Path,
     if content["loss"] == "cross_entropy":
         linear = model.head.net[-1]
         with torch.no_grad():
-            linear.weight.copy_(torch.tensor([[-1.0] * 4, [1.0] * 4]))
+            linear.weight.zero_()  # the image's 4 channels come first in a concat fusion
+            linear.weight[:, :4] = torch.tensor([[-1.0] * 4, [1.0] * 4])
             linear.bias.zero_()
     save_checkpoint(tmp / "run", model=model, step=0, epoch=0, spec_name=content["name"])
     return write_spec(tmp / "spec.yaml", content), tmp / "run"

@@ -3,6 +3,8 @@ classifiers trained through the real engine, where the class lives in a known co
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -90,7 +92,9 @@ def test_explaining_another_class(trained):
 def test_a_named_layer_and_a_wrong_name(trained):
     loaded, data = trained["2d"]
     batch = _lesions(data, limit=1)[0]
-    conv = explain(loaded.model, batch, target_kind=MULTICLASS, modality="image", layer="features.3")
+    conv = explain(
+        loaded.model, batch, target_kind=MULTICLASS, modality="image", layer="features.3"
+    )
     assert conv.layer == "features.3" and _contrast(conv.saliency) > 2
     with pytest.raises(ModalforgeError) as err:
         explain(loaded.model, batch, target_kind=MULTICLASS, modality="image", layer="layer4")
@@ -146,8 +150,13 @@ def test_the_other_modalities_stay_fixed():
     for method in ("gradcam", "occlusion"):
         e = explain(model, batch, target_kind=MULTICLASS, modality="image", method=method)
         assert tuple(e.saliency.shape) == (8, 8)
+    mods = {"image": image.modality, "labs": labs.modality}
     with pytest.raises(ModalforgeError, match="'labs' is tabular, not an image or volume"):
-        pick_modality(model, {"image": image.modality, "labs": labs.modality}, "labs")
+        pick_modality(model, mods, "labs")
+    assert pick_modality(model, mods, None) == "image"  # the only spatial one
+    two = SimpleNamespace(encoders={"image": image, "image_b": image})
+    with pytest.raises(ModalforgeError, match=r"2 spatial modalities \(image, image_b\)"):
+        pick_modality(two, {"image": image.modality, "image_b": image.modality}, None)
 
 
 def test_errors_name_the_fix():
