@@ -31,8 +31,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         explain,
         pick_modality,
     )
-    from modalforge_apps.report import page_html
-    from modalforge_apps.report.saliency import SaliencyFigure, plot_explanation, saliency_section
+    from modalforge_apps.report import SaliencyFigure, page_html, plot_explanation, saliency_section
 
     out = Path(args.out) if args.out else _default_out(Path(args.checkpoint))
     io.check_output_dir(out, "--out")

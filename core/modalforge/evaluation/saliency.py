@@ -249,13 +249,13 @@ def occlusion_map(
     """Probability drop ``(*spatial)`` of class ``class_index`` when the region around each
     position is occluded (MONAI's sliding-window occlusion, ``n_batch`` copies per forward).
 
-    ``mask_size`` defaults to a quarter of each spatial axis (at least 3, odd).
+    ``mask_size`` defaults to a quarter of each spatial axis (odd, at least 3 or the axis).
     """
     from monai.visualize import OcclusionSensitivity
 
     spatial = x.shape[2:]
     if mask_size is None:
-        mask_size = [max(3, s // 4) | 1 for s in spatial]
+        mask_size = [min(s, max(3, s // 4) | 1) for s in spatial]
     sizes = [mask_size] * len(spatial) if isinstance(mask_size, int) else list(mask_size)
     if len(sizes) != len(spatial) or any(
         not 0 < m <= s for m, s in zip(sizes, spatial, strict=True)

@@ -128,6 +128,11 @@ def test_gradcam_equals_its_closed_form():
     torch.testing.assert_close(e.saliency, expected / expected.max(), rtol=1e-5, atol=1e-6)
     probs = torch.softmax(torch.tensor(weights) @ acts.mean(dim=(1, 2)), dim=0)
     torch.testing.assert_close(e.probabilities, probs, rtol=1e-5, atol=1e-6)
+    # multilabel: the same map, sigmoid probabilities, the likeliest finding by default
+    findings = explain(model, {"image": x}, target_kind=TargetKind.MULTILABEL, modality="image")
+    logits = torch.tensor(weights) @ acts.mean(dim=(1, 2))
+    torch.testing.assert_close(findings.probabilities, logits.sigmoid(), rtol=1e-5, atol=1e-6)
+    assert findings.class_index == int(logits.argmax())
     # class b has only negative weights on non-negative activations: no supporting region
     none = explain(model, {"image": x}, target_kind=MULTICLASS, modality="image", class_index=1)
     assert none.raw_max == 0 and float(none.saliency.abs().max()) == 0
