@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint docs clean
+.PHONY: venv system-deps demo test lint docs clean
 
 venv: $(STAMP)
 
@@ -18,10 +18,26 @@ $(STAMP): pyproject.toml
 	$(PY) -c "import modalforge, torch, timm, transformers, monai, sklearn" 
 	touch $(STAMP)
 
+# Debian's chromium: the browser tests render the HTML reports (tests/apps/report). Idempotent:
+# nothing happens when chromium is on PATH. Installs with apt-get as root or through `sudo -n`;
+# where neither works it only warns (those tests then skip, and fail under CI=true).
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo="sudo -n"; \
+	  else sudo=none; fi; \
+	  if [ "$$sudo" = none ] || ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "warning: chromium is not installed and cannot be installed here (needs apt-get as root or sudo): the browser tests will skip" >&2; \
+	  else \
+	    echo "installing chromium (apt-get) for the browser tests" >&2; \
+	    { $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends chromium; } >/dev/null \
+	      || echo "warning: installing chromium failed: the browser tests will skip" >&2; \
+	  fi; }
+
 demo: venv
 	$(VENV)/bin/modalforge demo --out runs/demo
 
-test: venv
+test: venv system-deps
 	$(VENV)/bin/ruff check core plugins apps tests benchmarks docs
 	$(VENV)/bin/ruff format --check core plugins apps tests benchmarks docs
 	$(VENV)/bin/mkdocs build --strict --quiet --site-dir build/site

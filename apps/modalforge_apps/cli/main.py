@@ -86,6 +86,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.set_defaults(handler=_lazy("modalforge_apps.cli.embed_cmd", "cmd_embed"))
 
+    p = sub.add_parser("explain", help="saliency maps (Grad-CAM, occlusion) of a classifier")
+    _spec_args(p)
+    p.add_argument("--checkpoint", required=True, metavar="PATH", help="run folder or checkpoint")
+    p.add_argument(
+        "--sample",
+        dest="samples",
+        type=int,
+        action="append",
+        required=True,
+        metavar="N",
+        help="index of a sample in the split (repeatable)",
+    )
+    p.add_argument("--split", help="data split (default: the spec's data.eval_split)")
+    p.add_argument(
+        "--method", choices=["gradcam", "occlusion"], default="gradcam", help="default: gradcam"
+    )
+    p.add_argument("--modality", metavar="NAME", help="input to explain (default: the only image)")
+    p.add_argument(
+        "--class", dest="class_name", metavar="NAME", help="class to explain (default: predicted)"
+    )
+    p.add_argument("--layer", metavar="NAME", help="Grad-CAM layer of the encoder (default: last)")
+    p.add_argument("--mask-size", type=int, metavar="N", help="occlusion patch size (default: 1/4)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: <run folder>/explain)")
+    p.set_defaults(handler=_lazy("modalforge_apps.cli.explain_cmd", "cmd_explain"))
+
     p = sub.add_parser(
         "demo", help="the main job: train a small CLIP on the built-in digits, evaluate, report"
     )
