@@ -28,6 +28,11 @@ class CNNEncoder(Encoder):
     ``Conv2d`` or ``Conv3d`` is chosen from the modality's spatial dimensions and the input channels
     from its shape, so the same spec entry works for images, depth maps and volumes. The last
     stage's spatial positions are available as tokens through :meth:`forward_tokens`.
+
+    ``pool_grid: k`` average-pools the last stage into ``k`` cells per spatial axis and
+    concatenates them (``channels × k^dims`` features) instead of one global average: global
+    pooling forgets *where* a feature is, so a finding defined by position (a left- or right-sided
+    lesion) needs ``pool_grid`` of at least 2.
     """
 
     accepts = (ModalityKind.IMAGE2D, ModalityKind.DEPTH, ModalityKind.VOLUME3D)
@@ -39,6 +44,7 @@ class CNNEncoder(Encoder):
         out_dim: int | None = None,
         norm: ConvNorm = "batch",
         dropout: float = 0.0,
+        pool_grid: int | None = None,
     ) -> None:
         super().__init__(modality)
         widths = list(widths)
@@ -65,13 +71,21 @@ class CNNEncoder(Encoder):
             ]
             channels = width
         self.features = nn.Sequential(*layers)
+        if pool_grid is not None:
+            check_positive("pool_grid", [pool_grid])
+            adaptive = nn.AdaptiveAvgPool2d if spatial == 2 else nn.AdaptiveAvgPool3d
+            self.pool: nn.Module | None = adaptive(pool_grid)
+            pooled_dim = channels * pool_grid**spatial
+        else:
+            self.pool, pooled_dim = None, channels
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         if out_dim is not None:
             check_positive("out_dim", [out_dim])
-            self.proj: nn.Module = nn.Linear(channels, out_dim)
+            self.proj: nn.Module = nn.Linear(pooled_dim, out_dim)
         else:
             self.proj = nn.Identity()
-        self._output = FeatureSpec(out_dim or channels, tokens=True)
+        # tokens go through proj, sized for one position's channels: not with a grid
+        self._output = FeatureSpec(out_dim or pooled_dim, tokens=pool_grid is None)
 
     @property
     def output(self) -> FeatureSpec:
@@ -82,10 +96,13 @@ class CNNEncoder(Encoder):
         return self.features(x.float())
 
     def forward(self, x: Tensor) -> Tensor:
-        pooled = self.feature_map(x).flatten(2).mean(dim=2)
+        maps = self.feature_map(x)
+        pooled = maps.flatten(2).mean(dim=2) if self.pool is None else self.pool(maps).flatten(1)
         return self.proj(self.dropout(pooled))
 
     def forward_tokens(self, x: Tensor) -> Tensor:
         """One token per spatial position of the last stage: ``(B, positions, dim)``."""
+        if not self._output.tokens:
+            raise ValueError("cnn with pool_grid gives no tokens (its output is the grid's cells)")
         tokens = self.feature_map(x).flatten(2).transpose(1, 2)
         return self.proj(self.dropout(tokens))

@@ -47,5 +47,5 @@ def register_components(registry: Registrar) -> None:
     registry.metric("zeroshot", ZeroShot, tags=("contrastive", "multiclass"))
     registry.metric("zeroshot_findings", ZeroShotFindings, tags=("contrastive", "multilabel"))
     registry.metric("retrieval", Retrieval, tags=("contrastive",))
-    registry.metric("linear_probe", LinearProbe, tags=("embedding", "multiclass"))
-    registry.metric("svm_probe", SvmProbe, tags=("embedding", "multiclass"))
+    registry.metric("linear_probe", LinearProbe, tags=("embedding", "multiclass", "multilabel"))
+    registry.metric("svm_probe", SvmProbe, tags=("embedding", "multiclass", "multilabel"))

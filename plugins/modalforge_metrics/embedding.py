@@ -40,6 +40,23 @@ def read_labels(batch: Mapping[str, Tensor], metric: str) -> Tensor:
     return y.reshape(-1).long()
 
 
+def read_label_matrix(batch: Mapping[str, Tensor], metric: str) -> Tensor:
+    """Multi-label 0/1 targets ``(B, L)`` from the batch's target."""
+    if TARGET_KEY not in batch:
+        raise DataError(
+            f"metric {metric!r} needs labelled data ({TARGET_KEY!r} in batches)",
+            hint="use a data set with a multilabel target, or drop the metric",
+        )
+    y = batch[TARGET_KEY].detach()
+    if y.ndim != 2:
+        raise DataError(
+            f"metric {metric!r} needs one row of labels per sample, got targets of shape "
+            f"{tuple(y.shape)}",
+            hint="use it with a multilabel target",
+        )
+    return y
+
+
 def contrastive_parts(model: nn.Module, modalities: tuple[str, ...], metric: str) -> nn.Module:
     """The model if it can ``encode(modality, x)`` each of ``modalities``, else a SpecError."""
     model = unwrap_model(model)

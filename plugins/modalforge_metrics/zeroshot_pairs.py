@@ -12,10 +12,11 @@ from modalforge.contracts import TARGET_KEY, DatasetReader, Metric, Target, Targ
 from modalforge.errors import DataError, SpecError
 from modalforge.evaluation import (
     build_prompt_pair_classifier,
-    prompt_pair_probs,
+    prompt_pair_scores,
     text_encoder,
     validate_prompt_pairs,
 )
+from modalforge.modality import ModalityKind
 from modalforge.pipeline import embed_key
 from modalforge_metrics.embedding import contrastive_parts, read_output
 
@@ -27,8 +28,10 @@ class ZeroShotFindings(Metric):
     before each evaluation pass (see :mod:`modalforge.evaluation.prompt_pairs`); an image's
     score for the finding is the softmax of its similarities to the two sides. ``prompts`` maps
     each class of the target to ``{positive: [...], negative: [...]}``; by default the data set's
-    own ``prompts`` (e.g. ``synthetic_studies``). Reports ``zeroshot_auc_macro`` and
-    ``zeroshot_auc/<finding>``. A finding with one class in the evaluated split is an error,
+    own ``prompts`` (e.g. ``synthetic_studies``). ``image_modality`` / ``text_modality`` default
+    to the data set's one image-like (2-D or 3-D) and one text modality. Reports
+    ``zeroshot_auc_macro`` and ``zeroshot_auc/<finding>``, ranked by the pair's logit (see
+    :func:`prompt_pair_scores`). A finding with one class in the evaluated split is an error,
     never a silent NaN.
     """
 
@@ -39,8 +42,8 @@ class ZeroShotFindings(Metric):
         target: Target | None = None,
         dataset: DatasetReader | None = None,
         prompts: dict[str, dict[str, list[str]]] | None = None,
-        image_modality: str = "image",
-        text_modality: str = "report",
+        image_modality: str | None = None,
+        text_modality: str | None = None,
         scale: float = 100.0,
         batch_size: int = 256,
     ) -> None:
@@ -65,13 +68,14 @@ class ZeroShotFindings(Metric):
             raise SpecError("metrics", "zeroshot_findings: scale must be > 0, batch_size >= 1")
         self.class_names = list(target.class_names)
         self.prompts = {k: dict(v) for k, v in prompts.items()}
-        self.image_modality, self.text_modality = image_modality, text_modality
+        self.image_modality = image_modality or _only(dataset, IMAGE_KINDS, "image_modality")
+        self.text_modality = text_modality or _only(dataset, (ModalityKind.TEXT,), "text_modality")
         self.scale, self.batch_size = scale, batch_size
         self.classifier: Tensor | None = None
         self.reset()
 
     def reset(self) -> None:
-        self._probs: list[Tensor] = []
+        self._scores: list[Tensor] = []
         self._targets: list[Tensor] = []
 
     def prepare(self, model: nn.Module) -> None:
@@ -88,20 +92,25 @@ class ZeroShotFindings(Metric):
         z = read_output(outputs, embed_key(self.image_modality), self.name, "image_modality")
         if TARGET_KEY not in batch:
             raise DataError(f"metric {self.name!r} needs labelled data ({TARGET_KEY!r})")
-        self._probs.append(prompt_pair_probs(z, self.classifier, self.scale))
+        self._scores.append(prompt_pair_scores(z, self.classifier, self.scale))
         self._targets.append(batch[TARGET_KEY].detach())
+
+    def scores(self) -> tuple[np.ndarray, np.ndarray]:
+        """The collected ``(logits, targets)``, each ``(N, C)``; see :func:`prompt_pair_scores`."""
+        if not self._scores:
+            raise DataError(f"metric {self.name!r}: the evaluated split has no samples")
+        scores = torch.cat(self._scores).double().cpu().numpy()
+        return scores, (torch.cat(self._targets).cpu().numpy() > 0.5).astype(int)
 
     def probabilities(self) -> tuple[np.ndarray, np.ndarray]:
         """The collected ``(probabilities, targets)``, each ``(N, C)``."""
-        if not self._probs:
-            raise DataError(f"metric {self.name!r}: the evaluated split has no samples")
-        probs = torch.cat(self._probs).cpu().numpy()
-        return probs, (torch.cat(self._targets).cpu().numpy() > 0.5).astype(int)
+        scores, y = self.scores()
+        return 1.0 / (1.0 + np.exp(-scores)), y
 
     def compute(self) -> dict[str, float]:
         from sklearn.metrics import roc_auc_score
 
-        probs, y = self.probabilities()
+        scores, y = self.scores()  # ranks without the saturation of probabilities
         out: dict[str, float] = {}
         for c, name in enumerate(self.class_names):
             positives = int(y[:, c].sum())
@@ -112,6 +121,26 @@ class ZeroShotFindings(Metric):
                     "evaluated, so its ROC-AUC is undefined",
                     hint="evaluate on a split where every finding is present and absent",
                 )
-            out[f"zeroshot_auc/{name}"] = float(roc_auc_score(y[:, c], probs[:, c]))
+            out[f"zeroshot_auc/{name}"] = float(roc_auc_score(y[:, c], scores[:, c]))
         out["zeroshot_auc_macro"] = float(np.mean(list(out.values())))
         return out
+
+
+IMAGE_KINDS = (ModalityKind.IMAGE2D, ModalityKind.VOLUME3D)
+
+
+def _only(dataset: DatasetReader | None, kinds: tuple[ModalityKind, ...], param: str) -> str:
+    """The name of the data set's single modality of one of ``kinds`` (for a default)."""
+    names = [
+        name
+        for name, modality in (getattr(dataset, "modalities", None) or {}).items()
+        if modality.kind in kinds
+    ]
+    if len(names) != 1:
+        found = ", ".join(names) or "none"
+        raise SpecError(
+            "metrics",
+            f"zeroshot_findings cannot choose {param}: the data set's candidates are {found}",
+            hint=f"set the metric's params.{param} to a modality name",
+        )
+    return names[0]

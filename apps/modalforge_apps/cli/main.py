@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="run folder or checkpoint")
     p.add_argument("--split", help="data split (default: the spec's data.eval_split)")
     p.add_argument("--output", metavar="FILE", help="also write the metrics as JSON here")
+    p.add_argument(
+        "--missing",
+        action="append",
+        metavar="MOD[,MOD]",
+        help="withhold these modalities from every sample (missing-modality evaluation)",
+    )
     p.set_defaults(handler=_lazy("modalforge_apps.cli.run", "cmd_eval"))
 
     p = sub.add_parser("zeroshot", help="zero-shot classify a split with class-name prompts")

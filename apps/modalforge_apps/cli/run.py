@@ -60,8 +60,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.output:
         io.check_output_file(args.output, "--output")  # before the evaluation, not after
     pipeline = build_pipeline(spec, get_registry())
-    metrics = evaluate(pipeline, Path(args.checkpoint), split=args.split)
-    _print_metrics(metrics, title=f"metrics on split {args.split or spec.data.eval_split!r}")
+    missing = [m for group in args.missing or [] for m in group.split(",") if m]
+    metrics = evaluate(pipeline, Path(args.checkpoint), split=args.split, missing=missing)
+    title = f"metrics on split {args.split or spec.data.eval_split!r}"
+    _print_metrics(metrics, title=title + (f", without {', '.join(missing)}" if missing else ""))
     if args.output:
         io.write_json(args.output, metrics)
         print(f"\nwrote {args.output}")

@@ -3,6 +3,7 @@ used and closed (its process group ended) around it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from modalforge.engine.results import TrainResult
@@ -20,12 +21,16 @@ def train(pipeline: Pipeline, out_dir: str | Path, resume: str | Path | None = N
 
 
 def evaluate(
-    pipeline: Pipeline, checkpoint: str | Path, split: str | None = None
+    pipeline: Pipeline,
+    checkpoint: str | Path,
+    split: str | None = None,
+    missing: Sequence[str] = (),
 ) -> dict[str, float]:
-    """Load weights from ``checkpoint`` (run, checkpoints or step folder) and evaluate ``split``."""
+    """Load weights from ``checkpoint`` (run, checkpoints or step folder) and evaluate ``split``,
+    with the ``missing`` modalities withheld from every sample (see :meth:`Trainer.evaluate`)."""
     trainer = Trainer(pipeline, out_dir=None)
     try:
         trainer.load_weights(checkpoint)
-        return trainer.evaluate(split)
+        return trainer.evaluate(split, missing=missing)
     finally:
         trainer.close()

@@ -22,6 +22,7 @@ from modalforge.evaluation.generation import (
     polynomial_kernel,
     r_precision,
 )
+from modalforge.evaluation.probe_auc import ProbeAucResult, cross_validated_probe_auc
 from modalforge.evaluation.probes import (
     DEFAULT_CS,
     ProbeResult,
@@ -33,6 +34,7 @@ from modalforge.evaluation.probes import (
 from modalforge.evaluation.prompt_pairs import (
     build_prompt_pair_classifier,
     prompt_pair_probs,
+    prompt_pair_scores,
     validate_prompt_pairs,
 )
 from modalforge.evaluation.retrieval import (
@@ -62,10 +64,12 @@ from modalforge.evaluation.zeroshot import (
 __all__ = [
     "build_prompt_pair_classifier",
     "prompt_pair_probs",
+    "prompt_pair_scores",
     "validate_prompt_pairs",
     "DEFAULT_NOISE_LEVELS",
     "DEFAULT_CS",
     "DEFAULT_TEMPLATES",
+    "ProbeAucResult",
     "ProbeResult",
     "attribute_accuracy",
     "build_zeroshot_classifier",
@@ -73,6 +77,7 @@ __all__ = [
     "corrupt_batch",
     "evaluate_robustness",
     "cross_validated_probe",
+    "cross_validated_probe_auc",
     "fit_probe",
     "format_prompts",
     "image_text_retrieval",

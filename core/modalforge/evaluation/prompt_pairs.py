@@ -86,9 +86,10 @@ def build_prompt_pair_classifier(
     return torch.stack(vectors).reshape(len(class_names), 2, -1)
 
 
-def prompt_pair_probs(image_embeds: Tensor, classifier: Tensor, scale: float = 100.0) -> Tensor:
-    """``(N, C)`` probabilities of each finding: the softmax over (positive, negative) of
-    ``scale`` × cosine similarity (``scale`` is the model's logit scale, CLIP's 100 at most)."""
+def prompt_pair_scores(image_embeds: Tensor, classifier: Tensor, scale: float = 100.0) -> Tensor:
+    """``(N, C)`` logit of each finding: ``scale`` × (cosine similarity to the positive prompts −
+    to the negative ones), whose sigmoid is :func:`prompt_pair_probs`. Rank by these (ROC-AUC):
+    with CLIP's scale of 100 the probabilities of confident images round to exactly 0 or 1."""
     if image_embeds.shape[-1] != classifier.shape[-1]:
         raise ValueError(
             f"image embeddings have dim {image_embeds.shape[-1]}, the prompt vectors "
@@ -96,4 +97,10 @@ def prompt_pair_probs(image_embeds: Tensor, classifier: Tensor, scale: float = 1
         )
     z = F.normalize(image_embeds.float(), dim=-1)
     sims = torch.einsum("nd,csd->ncs", z, classifier.to(device=z.device, dtype=z.dtype))
-    return (scale * sims).softmax(dim=-1)[..., 0]
+    return scale * (sims[..., 0] - sims[..., 1])
+
+
+def prompt_pair_probs(image_embeds: Tensor, classifier: Tensor, scale: float = 100.0) -> Tensor:
+    """``(N, C)`` probabilities of each finding: the softmax over (positive, negative) of
+    ``scale`` × cosine similarity (``scale`` is the model's logit scale, CLIP's 100 at most)."""
+    return torch.sigmoid(prompt_pair_scores(image_embeds, classifier, scale))

@@ -87,3 +87,41 @@ def test_checkpoint_of_another_architecture(trained, spec_path, capsys):
     assert main([*argv, str(trained)]) == 2
     err = capsys.readouterr().err
     assert "encoders.image.proj.weight" in err and "Traceback" not in err
+
+
+def test_eval_with_a_missing_modality_equals_the_robustness_evaluation(trained, spec_path, capsys):
+    from functools import partial
+
+    from torch.utils.data import DataLoader
+
+    from modalforge.engine.data import collate_samples
+    from modalforge.evaluation import evaluate_robustness
+    from modalforge.pipeline.trained import load_trained
+
+    argv = ["eval", str(spec_path), "--checkpoint", str(trained), "--missing", "ct"]
+    out_json = trained.parent / "missing.json"
+    assert main([*argv, "--output", str(out_json)]) == 0
+    assert "without ct" in capsys.readouterr().out
+    loaded = load_trained(spec_path, trained)
+    loader = DataLoader(
+        loaded.pipeline.load(loaded.spec.data.eval_split),
+        batch_size=8,
+        collate_fn=partial(collate_samples, collates=loaded.pipeline.collates),
+    )
+
+    def accuracy(logits, targets):  # noqa: ANN001, ANN202
+        return float((logits.argmax(-1) == targets).float().mean())
+
+    expected = evaluate_robustness(loaded.model, loader, accuracy, ["ct"], noise_levels=[0.0])
+    assert json.loads(out_json.read_text())["accuracy"] == pytest.approx(expected["missing"]["ct"])
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [("lidar", "lidar, not a modality"), ("image,ct,state", "withholds every modality")],
+)
+def test_eval_missing_names_a_bad_modality(trained, spec_path, capsys, missing, message):
+    argv = ["eval", str(spec_path), "--checkpoint", str(trained), "--missing", missing]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from modalforge.evaluation import (
     build_prompt_pair_classifier,
     prompt_pair_probs,
+    prompt_pair_scores,
     validate_prompt_pairs,
 )
 
@@ -52,6 +53,19 @@ def test_probability_is_the_softmax_of_the_two_similarities():
         expected = torch.sigmoid(10.0 * (s_pos - s_neg))  # softmax of two = sigmoid of the gap
         torch.testing.assert_close(probs[:, c], expected)
     assert probs[0, 0] > 0.5 > probs[1, 0]  # image 0 is near "lesion left", image 1 near "no"
+
+
+def test_scores_keep_the_ranking_that_saturated_probabilities_lose():
+    classifier = build_prompt_pair_classifier(_encode, PROMPTS, ["left", "large"])
+    # all three are far nearer "lesion left" than "no lesion left", by different margins
+    images = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.2, 0.0], [1.0, 0.4, 0.0]])
+    probs = prompt_pair_probs(images, classifier)
+    assert probs[:, 0].tolist() == [1.0, 1.0, 1.0]  # float32 sigmoid of gaps above ~17
+    scores = prompt_pair_scores(images, classifier)
+    z = F.normalize(images, dim=-1)
+    expected = 100.0 * (z @ classifier[0, 0] - z @ classifier[0, 1])
+    torch.testing.assert_close(scores[:, 0], expected)
+    assert scores[0, 0] > scores[1, 0] > scores[2, 0] > 17
 
 
 @pytest.mark.parametrize(

@@ -68,6 +68,37 @@ def test_cnn_picks_conv_dimension_and_channels_from_modality():
     assert isinstance(enc3d.features[0], torch.nn.Conv3d) and enc3d.features[0].in_channels == 2
 
 
+@pytest.mark.parametrize("spatial", [2, 3])
+def test_cnn_pool_grid_is_cell_averages_of_the_last_stage(spatial):
+    shape = (1, 8, 8) if spatial == 2 else (1, 8, 8, 8)
+    modality = Modality("x", "image2d" if spatial == 2 else "volume3d", shape)
+    enc = CNNEncoder(modality, widths=[3, 5], pool_grid=2).eval()
+    x = torch.randn(2, *shape)
+    maps = enc.feature_map(x)  # (2, 5, 4, ...): each axis splits into halves of 2
+    cells = maps.unfold(2, 2, 2).unfold(3, 2, 2)
+    if spatial == 3:
+        cells = cells.unfold(4, 2, 2)
+    expected = cells.flatten(-spatial).mean(-1).flatten(1)
+    assert enc.output.dim == 5 * 2**spatial and not enc.output.tokens
+    torch.testing.assert_close(enc(x), expected)
+    with pytest.raises(ValueError, match="no tokens"):
+        enc.forward_tokens(x)
+    assert CNNEncoder(modality, widths=[3, 5], pool_grid=2, out_dim=6)(x).shape == (2, 6)
+
+
+def test_cnn_pool_grid_tells_left_from_right():
+    """A blob on the left and the same blob on the right: equal global averages, not grid ones."""
+    modality = Modality("x", "image2d", (1, 8, 8))
+    left, right = torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8)
+    left[..., 3:5, 1:3], right[..., 3:5, 5:7] = 1.0, 1.0
+    torch.manual_seed(0)
+    flat = CNNEncoder(modality, widths=[4], norm="none").eval()
+    torch.testing.assert_close(flat(left), flat(right))
+    grid = CNNEncoder(modality, widths=[4], norm="none", pool_grid=2).eval()
+    grid.load_state_dict(flat.state_dict())
+    assert not torch.allclose(grid(left), grid(right))
+
+
 def test_embedding_mean_pools_non_padding_tokens():
     enc = EmbeddingEncoder(Modality("text", "text", (None,)), vocab_size=20, dim=6)
     ids = torch.tensor([[3, 4, 0, 0], [5, 6, 7, 1]])
@@ -89,6 +120,7 @@ def test_embedding_all_padding_gives_zeros_not_nan():
     [
         lambda: MLPEncoder(VECTOR_MODALITIES[0], hidden_dims=[8]),
         lambda: CNNEncoder(SPATIAL_MODALITIES[2], widths=[4, 4], out_dim=3),
+        lambda: CNNEncoder(SPATIAL_MODALITIES[2], widths=[4, 4], out_dim=3, pool_grid=2),
         lambda: EmbeddingEncoder(Modality("t", "text", (5,)), vocab_size=9, dim=3),
     ],
 )

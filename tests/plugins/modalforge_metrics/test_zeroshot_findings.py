@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 from torch.utils.data import DataLoader
 
+from modalforge.contracts import Target, TargetKind
 from modalforge.engine.data import collate_samples
 from modalforge.engine.evaluation import run_evaluation
 from modalforge.engine.runtime import Precision
 from modalforge.errors import DataError, SpecError
-from modalforge.evaluation import build_prompt_pair_classifier, prompt_pair_probs, text_encoder
+from modalforge.evaluation import build_prompt_pair_classifier, prompt_pair_scores, text_encoder
+from modalforge.modality import Modality, ModalityKind
 from modalforge.pipeline import build_pipeline
 from modalforge.plugin import get_registry
 from modalforge.spec import PipelineSpec
 from modalforge_medical.synthetic import FINDING_PROMPTS, FINDINGS
+from modalforge_metrics.zeroshot_pairs import ZeroShotFindings
 
 
 def _spec(tmp_path, metric_params=None) -> dict:  # noqa: ANN001
@@ -57,7 +62,7 @@ def _spec(tmp_path, metric_params=None) -> dict:  # noqa: ANN001
         "metrics": [
             {
                 "name": "zeroshot_findings",
-                "params": {"image_modality": "xray", **(metric_params or {})},
+                "params": dict(metric_params or {}),  # the modalities default to xray / report
             }
         ],
     }
@@ -90,9 +95,9 @@ def test_metric_equals_direct_computation(tmp_path):
         classifier = build_prompt_pair_classifier(
             text_encoder(model, "report"), FINDING_PROMPTS, FINDINGS
         )
-    probs = prompt_pair_probs(z, classifier).numpy()
+    scores = prompt_pair_scores(z, classifier).numpy()
     y = batch["target"].numpy()
-    aucs = [roc_auc_score(y[:, c], probs[:, c]) for c in range(len(FINDINGS))]
+    aucs = [roc_auc_score(y[:, c], scores[:, c]) for c in range(len(FINDINGS))]
     for name, auc in zip(FINDINGS, aucs, strict=True):
         assert results[f"zeroshot_auc/{name}"] == pytest.approx(auc, abs=1e-6)
     assert results["zeroshot_auc_macro"] == pytest.approx(sum(aucs) / len(aucs), abs=1e-6)
@@ -119,3 +124,19 @@ def test_prompts_are_checked_against_the_findings(tmp_path):
         build_pipeline(
             PipelineSpec.model_validate(_spec(tmp_path, {"prompts": bad})), get_registry()
         )
+
+
+def test_modality_defaults_need_one_candidate():
+    two = SimpleNamespace(
+        prompts=FINDING_PROMPTS,
+        modalities={
+            "pa": Modality("pa", ModalityKind.IMAGE2D, (1, 8, 8)),
+            "lateral": Modality("lateral", ModalityKind.IMAGE2D, (1, 8, 8)),
+            "report": Modality("report", ModalityKind.TEXT, (None,)),
+        },
+    )
+    target = Target(TargetKind.MULTILABEL, len(FINDINGS), class_names=tuple(FINDINGS))
+    with pytest.raises(SpecError, match="image_modality: .* pa, lateral"):
+        ZeroShotFindings(target, two)
+    metric = ZeroShotFindings(target, two, image_modality="lateral")
+    assert (metric.image_modality, metric.text_modality) == ("lateral", "report")
