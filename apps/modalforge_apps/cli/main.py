@@ -58,12 +58,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=_lazy("modalforge_apps.cli.run", "cmd_eval"))
 
-    p = sub.add_parser("zeroshot", help="zero-shot classify a split with class-name prompts")
+    p = sub.add_parser(
+        "zeroshot", help="zero-shot classify a split: class-name prompts, or finding prompt pairs"
+    )
     _spec_args(p)
     _inference_args(p)
     p.add_argument("--classes", metavar="A,B,C", help="class names in label order (default: data)")
     p.add_argument(
         "--templates", metavar="FILE", help="prompt templates, one per line with {} (default: data)"
+    )
+    pairs = p.add_argument_group(
+        "prompt pairs", "multi-label findings (the default for a multi-label target, or --prompts)"
+    )
+    pairs.add_argument(
+        "--prompts",
+        metavar="FILE",
+        help="YAML/JSON: FINDING: {positive: [...], negative: [...]} (default: data)",
+    )
+    pairs.add_argument(
+        "--bootstrap", type=int, default=1000, metavar="N", help="resamples for 95%% CIs (1000)"
+    )
+    pairs.add_argument("--seed", type=int, default=0, metavar="N", help="bootstrap seed (0)")
+    pairs.add_argument(
+        "--threshold", type=float, default=0.5, metavar="P", help="called positive from P (0.5)"
+    )
+    pairs.add_argument(
+        "--scale", type=float, default=100.0, metavar="S", help="similarity logit scale (100)"
+    )
+    pairs.add_argument(
+        "--subset", metavar="COLUMN", help="also one table per value of this per-sample column"
     )
     p.add_argument("--batch-size", type=int, default=256, help="prompts per text batch")
     p.add_argument("--json", action="store_true", help="print the results as JSON")

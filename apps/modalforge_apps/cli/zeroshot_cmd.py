@@ -1,4 +1,8 @@
-"""``modalforge zeroshot``: classify a split's images by class-name prompts, per-class table."""
+"""``modalforge zeroshot``: classify a split's images by class-name prompts, per-class table.
+
+A multi-label target (findings), or ``--prompts FILE``, switches to prompt pairs per finding
+(:mod:`modalforge_apps.cli.zeroshot_pairs`).
+"""
 
 from __future__ import annotations
 
@@ -70,6 +74,10 @@ def cmd_zeroshot(args: argparse.Namespace) -> int:
         from modalforge import io
 
         io.check_output_file(args.output, "--output")  # before the model is loaded
+    if args.prompts and (args.classes or args.templates):
+        from modalforge_apps.cli.zeroshot_pairs import refuse_class_options
+
+        refuse_class_options(args)
     loaded = load_model(args)
     split = check_split(loaded, args.split)
     image, text = image_text_modalities(loaded, args.image_modality, args.text_modality, "zeroshot")
@@ -79,6 +87,15 @@ def cmd_zeroshot(args: argparse.Namespace) -> int:
         raise DataError(
             "the data set has no labels to score zero-shot predictions against",
             hint="use a data set with a class target",
+        )
+    from modalforge_apps.cli import zeroshot_pairs
+
+    if zeroshot_pairs.pair_mode(args, target):
+        return zeroshot_pairs.cmd_zeroshot_pairs(args, loaded, split, image, text)
+    if args.subset:
+        raise ModalforgeError(
+            "--subset splits the prompt-pair table (a multi-label target, or --prompts FILE)",
+            hint="drop --subset for class-name zero-shot",
         )
     names = parse_classes(args.classes) if args.classes else list(class_names_of(loaded))
     if not names:
