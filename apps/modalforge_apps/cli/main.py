@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold", type=float, default=0.5, metavar="P", help="called positive from P (0.5)"
     )
     pairs.add_argument(
-        "--scale", type=float, default=100.0, metavar="S", help="similarity logit scale (100)"
+        "--scale", type=float, default=1.0, metavar="S", help="similarity logit scale (1)"
     )
     pairs.add_argument(
         "--subset", metavar="COLUMN", help="also one table per value of this per-sample column"

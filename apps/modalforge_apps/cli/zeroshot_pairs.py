@@ -24,7 +24,7 @@ from modalforge.contracts import Target, TargetKind
 from modalforge.errors import DataError, ModalforgeError
 from modalforge.evaluation import (
     build_prompt_pair_classifier,
-    prompt_pair_probs,
+    prompt_pair_scores,
     text_encoder,
     validate_prompt_pairs,
 )
@@ -173,7 +173,8 @@ def cmd_zeroshot_pairs(
         classifier = build_prompt_pair_classifier(
             text_encoder(loaded.model, text), prompts, findings, batch_size=args.batch_size
         )
-    probs = prompt_pair_probs(data.embeds[image], classifier.cpu(), args.scale).double().numpy()
+    scores = prompt_pair_scores(data.embeds[image], classifier.cpu(), args.scale)
+    probs = torch.sigmoid(scores.double()).numpy()  # float64: fewer confident cases round to 1
     check_both_classes(y, findings, split)
     table = score(probs, y, findings, args, split)
     report: dict[str, Any] = {

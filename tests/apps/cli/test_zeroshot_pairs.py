@@ -78,7 +78,7 @@ def trained(tmp_path_factory):
     return str(spec), str(root / "run")
 
 
-def _reference(trained, split="test", scale=100.0, overrides=()):  # noqa: ANN001, ANN202
+def _reference(trained, split="test", scale=1.0, overrides=()):  # noqa: ANN001, ANN202
     """(probabilities (N, C), 0/1 labels (N, C), metadata) from the checkpoint's embeddings."""
     spec, run = trained
     loaded = load_trained(spec, run, list(overrides))
@@ -156,11 +156,11 @@ def test_findings_table_equals_sklearn_on_the_embeddings(trained, capsys):
 
 
 def test_threshold_and_scale_reach_the_table(trained, capsys):
-    probs, y, _ = _reference(trained, scale=1.0)
+    probs, y, _ = _reference(trained, scale=3.0)
     threshold = float(np.median(probs[:, 0]))  # about half the cases called positive
     spec, run = trained
     argv = ["zeroshot", spec, "--checkpoint", run, "--json", "--bootstrap", "0"]
-    report = _run(capsys, [*argv, "--scale", "1", "--threshold", str(threshold)])
+    report = _run(capsys, [*argv, "--scale", "3", "--threshold", str(threshold)])
     _check_table(report, probs, y, threshold)
     sens = report["findings"][0]["sensitivity"]
     assert 0 < sens["value"] < 1 and sens["ci_low"] is None  # no bootstrap, no interval
