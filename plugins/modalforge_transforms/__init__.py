@@ -36,6 +36,7 @@ TEXT = {
     "lowercase": text.Lowercase,
     "normalize_whitespace": text.NormalizeWhitespace,
     "truncate": text.Truncate,
+    "sample_sentences": text.SampleSentences,
 }
 
 

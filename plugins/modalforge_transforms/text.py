@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import torch
+
 from modalforge.contracts import Transform
 from modalforge.modality import Modality, ModalityKind
 
 _SPACE = re.compile(r"\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
 
 
 class Lowercase(Transform):
@@ -59,3 +62,40 @@ class Truncate(Transform):
         if self.max_chars is not None:
             text = text[: self.max_chars]
         return text
+
+
+class SampleSentences(Transform):
+    """Keep a random subset of the text's sentences (between ``min_count`` and ``max_count``,
+    in their original order): a training augmentation for report–image pretraining.
+
+    A report states several findings at once; trained on its sentences one or two at a time,
+    a text encoder learns what each sentence ("no lesion in the left lobe.") says about the
+    image, which is what a zero-shot prompt of one sentence asks of it (sentence sampling as
+    in GLoRIA / BioViL). Sentences end at ``.``, ``!``, ``?`` or ``;`` followed by a space. A
+    text with no more sentences than the count drawn stays whole.
+    """
+
+    accepts = (ModalityKind.TEXT,)
+    raw = True
+    random = True
+
+    def __init__(
+        self, modality: Modality, min_count: int = 1, max_count: int | None = None
+    ) -> None:
+        super().__init__(modality)
+        if min_count < 1:
+            raise ValueError(f"min_count must be at least 1, got {min_count}")
+        if max_count is not None and max_count < min_count:
+            raise ValueError(f"max_count ({max_count}) must be at least min_count ({min_count})")
+        self.min_count, self.max_count = min_count, max_count
+
+    def __call__(self, sample: Any) -> str:  # noqa: ANN401
+        sentences = [s for s in _SENTENCE_END.split(str(sample).strip()) if s]
+        n = len(sentences)
+        low = min(self.min_count, n)
+        high = n if self.max_count is None else min(self.max_count, n)
+        count = low if high <= low else int(torch.randint(low, high + 1, ()))
+        if count >= n:
+            return " ".join(sentences)
+        keep = sorted(torch.randperm(n)[:count].tolist())
+        return " ".join(sentences[i] for i in keep)

@@ -21,7 +21,7 @@ from modalforge_transforms.image import (
     Resize,
 )
 from modalforge_transforms.tabular import Impute, Standardize
-from modalforge_transforms.text import Lowercase, NormalizeWhitespace, Truncate
+from modalforge_transforms.text import Lowercase, NormalizeWhitespace, SampleSentences, Truncate
 
 TAB = Modality("clinical", "tabular", (3,), metadata={"features": ["age", "bmi", "sex=F"]})
 IMG = Modality("image", "image2d", (1, 16, 16))
@@ -121,3 +121,35 @@ def test_text_steps():
     assert Truncate(text, max_chars=5)("abcdefgh") == "abcde"
     with pytest.raises(ValueError, match="set max_words, max_chars or both"):
         Truncate(text)
+
+
+REPORT = "Lesion in the left lobe. No lesion in the right lobe! Two lesions? Bright; large."
+
+
+def test_sample_sentences_keeps_order_and_counts():
+    text = Modality("report", "text", (None,), dtype="str")
+    sentences = ["Lesion in the left lobe.", "No lesion in the right lobe!", "Two lesions?"]
+    sentences += ["Bright;", "large."]
+    torch.manual_seed(0)
+    step = SampleSentences(text, min_count=2, max_count=3)
+    seen_counts, seen_subsets = set(), set()
+    for _ in range(200):
+        kept = step(REPORT).split(" ")
+        picked = [s for s in sentences if s in " ".join(kept)]
+        assert " ".join(picked) == " ".join(kept)  # whole sentences, in the report's order
+        seen_counts.add(len(picked))
+        seen_subsets.add(tuple(picked))
+    assert seen_counts == {2, 3}
+    assert len(seen_subsets) == 10 + 10  # every 2- and 3-subset of 5 sentences occurs
+    torch.manual_seed(1)
+    first = [step(REPORT) for _ in range(5)]
+    torch.manual_seed(1)
+    assert [step(REPORT) for _ in range(5)] == first  # seeded by torch's generator
+    assert SampleSentences(text, min_count=1, max_count=1)("One sentence only.") == (
+        "One sentence only."
+    )
+    assert SampleSentences(text, min_count=9)(REPORT) == REPORT  # fewer sentences: all kept
+    with pytest.raises(ValueError, match="min_count must be at least 1"):
+        SampleSentences(text, min_count=0)
+    with pytest.raises(ValueError, match="max_count"):
+        SampleSentences(text, min_count=3, max_count=2)
