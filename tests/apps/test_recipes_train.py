@@ -51,6 +51,25 @@ CLIP_TRAIN = {"loss", "loss_contrastive", "loss_logit_scale"}
 VQVAE_TRAIN = {"loss", "recon_mse", "commitment", "perplexity", "code_usage", "restarts"}
 DALLE_TRAIN = {"loss", "image_loss", "grad_norm"}
 GAN_TRAIN = {"d_loss", "d_real", "d_fake", "d_mismatch", "g_loss"}
+# The medical recipes' synthetic studies: 24 training (3 batches, so 2 steps end no epoch) and
+# 40 test studies (both classes of every finding occur in 40).
+STUDIES = "data.dataset.params"
+MEDICAL = ("data.batch_size=8", f"{STUDIES}.num_train=24", f"{STUDIES}.num_val=4")
+MEDICAL += (f"{STUDIES}.num_test=40",)
+FINDINGS = ("left_lesion", "right_lesion", "multiple_lesions", "large_lesion", "bright_lesion")
+CLINICAL = ("auc", "ap", "sensitivity", "specificity", "sens_at_spec90", "f1", "ece")
+
+
+def _with_ci(keys):
+    return {f"{k}{end}" for k in keys for end in ("", "_ci_low", "_ci_high")}
+
+
+MEDICAL_CLIP_EVAL = {f"{s}/{f}" for s in ("zeroshot_auc", "linear_probe_auc") for f in FINDINGS}
+MEDICAL_CLIP_EVAL |= {"zeroshot_auc_macro", "linear_probe_auc_macro"} | CLIP_TRAIN
+BINARY_CLINICAL = _with_ci(CLINICAL) | {"bootstrap_used"}
+MULTILABEL_CLINICAL = _with_ci(f"{s}/{f}" for s in CLINICAL for f in FINDINGS)
+MULTILABEL_CLINICAL |= _with_ci(f"{s}_macro" for s in CLINICAL if s != "ece")
+MULTILABEL_CLINICAL |= _with_ci(["ece"]) | {"bootstrap_used"}  # ece pools every finding
 
 
 @dataclass(frozen=True)
@@ -92,6 +111,22 @@ SMOKE: dict[str, Smoke] = {
         steps=4,
         needs=("shapes_clip", CONDITION),
         prompts=SHAPE_PROMPTS,
+    ),
+    "medical_ct_clip": Smoke(MEDICAL, train_keys=CLIP_TRAIN, eval_keys=MEDICAL_CLIP_EVAL),
+    "medical_xray_clip": Smoke(
+        MEDICAL,
+        train_keys=CLIP_TRAIN,
+        eval_keys={k.replace("embed.ct", "embed.xray") for k in MEDICAL_CLIP_EVAL},
+    ),
+    "medical_ct_fusion": Smoke(
+        MEDICAL,
+        train_keys={"loss", "loss_cross_entropy"},
+        eval_keys={"loss", "loss_cross_entropy"} | BINARY_CLINICAL,
+    ),
+    "medical_xray_classifier": Smoke(
+        MEDICAL,
+        train_keys={"loss", "loss_bce_with_logits"},
+        eval_keys={"loss", "loss_bce_with_logits"} | MULTILABEL_CLINICAL,
     ),
 }
 # Which submodule of a chained recipe holds the upstream run's model, and under which prefix.
@@ -156,6 +191,7 @@ def runs(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         store = Runs(tmp_path_factory.mktemp("recipes"))
         mp.setattr(modalforge.engine, "train", store.spy_train(modalforge.engine.train))
+        mp.setenv("MODALFORGE_CACHE", str(store.root / "cache"))  # synthetic studies' files
         yield store
     torch.set_num_threads(threads)
     set_host(None)
