@@ -70,7 +70,7 @@ def main() -> None:
         results = json.loads((run / "results.json").read_text())
         metrics = {k: v for k, v in results["metrics"].items() if "ci_" not in k}
         rows.append({"recipe": name, "wall_s": wall, "cpu_s": cpu, "metrics": metrics})
-        shown = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, float))
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if "/" not in k)
         print(f"{name}: wall {wall / 60:.2f} min, CPU {cpu / 60:.2f} min | {shown}", flush=True)
     (args.out / "recipes.json").write_text(json.dumps(rows, indent=2))
     print(f"cores: {os.cpu_count()}; wrote {args.out / 'recipes.json'}")
