@@ -113,11 +113,7 @@ SMOKE: dict[str, Smoke] = {
         prompts=SHAPE_PROMPTS,
     ),
     "medical_ct_clip": Smoke(MEDICAL, train_keys=CLIP_TRAIN, eval_keys=MEDICAL_CLIP_EVAL),
-    "medical_xray_clip": Smoke(
-        MEDICAL,
-        train_keys=CLIP_TRAIN,
-        eval_keys={k.replace("embed.ct", "embed.xray") for k in MEDICAL_CLIP_EVAL},
-    ),
+    "medical_xray_clip": Smoke(MEDICAL, train_keys=CLIP_TRAIN, eval_keys=MEDICAL_CLIP_EVAL),
     "medical_ct_fusion": Smoke(
         MEDICAL,
         train_keys={"loss", "loss_cross_entropy"},
