@@ -16,7 +16,7 @@ import contextlib
 import math
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +53,9 @@ from modalforge.engine.runtime import (
 from modalforge.engine.schedule import build_optimizers, build_schedulers, logged_rates
 from modalforge.engine.step import StepContext
 from modalforge.engine.tracking import RunningMeans, update_best
-from modalforge.errors import ModalforgeError, SpecError
+from modalforge.errors import SpecError
 from modalforge.evaluation.encode import unwrap_model
-from modalforge.evaluation.robustness import corrupt_batch
+from modalforge.evaluation.robustness import check_withheld, withhold
 from modalforge.io import check_output_dir
 from modalforge.pipeline import Pipeline
 
@@ -226,7 +226,8 @@ class Trainer:
                 f"the data set has no split {split!r}",
                 hint=f"use one of: {', '.join(splits)}",
             )
-        missing = self._check_missing(missing)
+        encoders = getattr(unwrap_model(self.model), "encoders", None) or ()
+        missing = check_withheld(missing, tuple(encoders))
         results = None
         if self.is_main:  # the whole split on process 0; the others wait for its numbers
             loader = self._loader(split, train=False)
@@ -246,23 +247,6 @@ class Trainer:
             if results and not missing:
                 self._log(step=self.step, epoch=self.epoch, split=split, values=results)
         return self.dist.broadcast(results)
-
-    def _check_missing(self, missing: Sequence[str]) -> tuple[str, ...]:
-        """``missing`` as a tuple, if each names one of the model's modalities, not all of them."""
-        missing = tuple(missing)
-        encoders = tuple(getattr(unwrap_model(self.model), "encoders", None) or ())
-        unknown = [m for m in missing if m not in encoders]
-        if unknown or (missing and set(missing) >= set(encoders)):
-            problem = (
-                f"names {', '.join(unknown)}, not a modality of the model"
-                if unknown
-                else "withholds every modality: nothing is left to predict from"
-            )
-            raise ModalforgeError(
-                f"evaluation with missing modalities {problem}",
-                hint=f"name some of the model's modalities: {', '.join(encoders) or 'none'}",
-            )
-        return missing
 
     def load_weights(self, checkpoint: str | Path) -> Path:
         """Load model (and loss) weights only, e.g. to evaluate a finished run."""
@@ -525,11 +509,3 @@ class Trainer:
         if self.is_main:
             write_results(self.out_dir, self.spec.name, result)
         return result
-
-
-def withhold(batch: Mapping[str, Any], modalities: Sequence[str]) -> dict[str, Any]:
-    """``batch`` with each of ``modalities`` marked missing (see :func:`corrupt_batch`)."""
-    out = dict(batch)
-    for modality in modalities:
-        out = corrupt_batch(out, modality, missing=True)
-    return out

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from modalforge.contracts import MASKS_KEY, TARGET_KEY
-from modalforge.errors import DataError
+from modalforge.errors import DataError, ModalforgeError
 from modalforge.evaluation.encode import model_device, unwrap_model
 
 DEFAULT_NOISE_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -68,6 +68,31 @@ def corrupt_batch(
     eps = torch.randn(x.shape, generator=generator, device=gen_device, dtype=torch.float32)
     out[modality] = x + (noise * scale * eps).to(device=x.device, dtype=x.dtype)
     return out
+
+
+def withhold(batch: Mapping[str, Any], modalities: Sequence[str]) -> dict[str, Any]:
+    """``batch`` with each of ``modalities`` marked missing (see :func:`corrupt_batch`)."""
+    out = dict(batch)
+    for modality in modalities:
+        out = corrupt_batch(out, modality, missing=True)
+    return out
+
+
+def check_withheld(missing: Sequence[str], modalities: Sequence[str]) -> tuple[str, ...]:
+    """``missing`` as a tuple, if each names one of ``modalities`` and some are left."""
+    missing = tuple(missing)
+    unknown = [m for m in missing if m not in modalities]
+    if unknown or (missing and set(missing) >= set(modalities)):
+        problem = (
+            f"names {', '.join(unknown)}, not a modality of the model"
+            if unknown
+            else "withholds every modality: nothing is left to predict from"
+        )
+        raise ModalforgeError(
+            f"evaluation with missing modalities {problem}",
+            hint=f"name some of the model's modalities: {', '.join(modalities) or 'none'}",
+        )
+    return missing
 
 
 def normalized_auc(levels: Sequence[float], values: Sequence[float]) -> float:
