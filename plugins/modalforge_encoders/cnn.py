@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+import torch
 from torch import Tensor, nn
 
 from modalforge.contracts import Encoder, FeatureSpec
@@ -12,6 +13,7 @@ from modalforge.modality import Modality, ModalityKind
 from modalforge_encoders.layers import check_dropout, check_positive
 
 ConvNorm = Literal["batch", "group", "none"]
+Pool = Literal["avg", "max", "avgmax"]
 
 
 def _conv_norm(kind: ConvNorm, channels: int, spatial_dims: int) -> nn.Module:
@@ -25,6 +27,10 @@ def _conv_norm(kind: ConvNorm, channels: int, spatial_dims: int) -> nn.Module:
 class CNNEncoder(Encoder):
     """Stages of ``conv3×3 → norm → ReLU`` (stride 2 from the second stage), then average pooling.
 
+    ``stem_stride: 2`` makes the first stage downsample as well. On CPU a full-resolution first
+    stage dominates the cost of a 3-D net (a ``32³`` volume: about 15× the step time of the same
+    widths with a strided stem; ``benchmarks/cnn_stem_stride.py``), so volumes usually want it.
+
     ``Conv2d`` or ``Conv3d`` is chosen from the modality's spatial dimensions and the input channels
     from its shape, so the same spec entry works for images, depth maps and volumes. The last
     stage's spatial positions are available as tokens through :meth:`forward_tokens`.
@@ -33,6 +39,10 @@ class CNNEncoder(Encoder):
     concatenates them (``channels × k^dims`` features) instead of one global average: global
     pooling forgets *where* a feature is, so a finding defined by position (a left- or right-sided
     lesion) needs ``pool_grid`` of at least 2.
+
+    ``pool: max`` takes each cell's maximum instead of its mean, ``pool: avgmax`` both,
+    concatenated (twice the features): a mean measures how much of something there is (how many
+    lesions), a maximum whether it is there at all and how strongly (one small bright lesion).
     """
 
     accepts = (ModalityKind.IMAGE2D, ModalityKind.DEPTH, ModalityKind.VOLUME3D)
@@ -45,6 +55,8 @@ class CNNEncoder(Encoder):
         norm: ConvNorm = "batch",
         dropout: float = 0.0,
         pool_grid: int | None = None,
+        stem_stride: int = 1,
+        pool: Pool = "avg",
     ) -> None:
         super().__init__(modality)
         widths = list(widths)
@@ -52,6 +64,7 @@ class CNNEncoder(Encoder):
             raise ValueError("widths needs at least one stage")
         check_positive("widths", widths)
         check_dropout(dropout)
+        check_positive("stem_stride", [stem_stride])
         spatial = modality.spatial_dims
         conv = nn.Conv2d if spatial == 2 else nn.Conv3d
         layers: list[nn.Module] = []
@@ -62,7 +75,7 @@ class CNNEncoder(Encoder):
                     channels,
                     width,
                     kernel_size=3,
-                    stride=1 if i == 0 else 2,
+                    stride=stem_stride if i == 0 else 2,
                     padding=1,
                     bias=norm == "none",
                 ),
@@ -71,21 +84,21 @@ class CNNEncoder(Encoder):
             ]
             channels = width
         self.features = nn.Sequential(*layers)
+        if pool not in ("avg", "max", "avgmax"):
+            raise ValueError(f"pool must be avg, max or avgmax, got {pool!r}")
         if pool_grid is not None:
             check_positive("pool_grid", [pool_grid])
-            adaptive = nn.AdaptiveAvgPool2d if spatial == 2 else nn.AdaptiveAvgPool3d
-            self.pool: nn.Module | None = adaptive(pool_grid)
-            pooled_dim = channels * pool_grid**spatial
-        else:
-            self.pool, pooled_dim = None, channels
+        self.pool = GridPool(pool_grid or 1, pool, spatial)
+        pooled_dim = channels * (pool_grid or 1) ** spatial * (2 if pool == "avgmax" else 1)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         if out_dim is not None:
             check_positive("out_dim", [out_dim])
             self.proj: nn.Module = nn.Linear(pooled_dim, out_dim)
         else:
             self.proj = nn.Identity()
-        # tokens go through proj, sized for one position's channels: not with a grid
-        self._output = FeatureSpec(out_dim or pooled_dim, tokens=pool_grid is None)
+        # tokens go through proj, sized for one position's channels: not with a grid or avgmax
+        tokens = pool_grid is None and pool != "avgmax"
+        self._output = FeatureSpec(out_dim or pooled_dim, tokens=tokens)
 
     @property
     def output(self) -> FeatureSpec:
@@ -97,12 +110,33 @@ class CNNEncoder(Encoder):
 
     def forward(self, x: Tensor) -> Tensor:
         maps = self.feature_map(x)
-        pooled = maps.flatten(2).mean(dim=2) if self.pool is None else self.pool(maps).flatten(1)
-        return self.proj(self.dropout(pooled))
+        return self.proj(self.dropout(self.pool(maps)))
 
     def forward_tokens(self, x: Tensor) -> Tensor:
         """One token per spatial position of the last stage: ``(B, positions, dim)``."""
         if not self._output.tokens:
-            raise ValueError("cnn with pool_grid gives no tokens (its output is the grid's cells)")
+            raise ValueError(
+                "cnn with pool_grid or pool: avgmax gives no tokens (its output is pooled cells)"
+            )
         tokens = self.feature_map(x).flatten(2).transpose(1, 2)
         return self.proj(self.dropout(tokens))
+
+
+class GridPool(nn.Module):
+    """``(B, C, *spatial)`` → ``(B, C·grid^dims)`` (twice that for ``avgmax``): each of
+    ``grid`` cells per axis pooled by mean, max or both; ``grid: 1`` is global pooling."""
+
+    def __init__(self, grid: int, mode: Pool, spatial_dims: int) -> None:
+        super().__init__()
+        self.grid, self.mode = grid, mode
+        avg = nn.AdaptiveAvgPool2d if spatial_dims == 2 else nn.AdaptiveAvgPool3d
+        top = nn.AdaptiveMaxPool2d if spatial_dims == 2 else nn.AdaptiveMaxPool3d
+        self.avg, self.max = avg(grid), top(grid)
+
+    def forward(self, maps: Tensor) -> Tensor:
+        parts = []
+        if self.mode in ("avg", "avgmax"):
+            parts.append(self.avg(maps).flatten(1))
+        if self.mode in ("max", "avgmax"):
+            parts.append(self.max(maps).flatten(1))
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)

@@ -22,7 +22,7 @@ from modalforge.evaluation.generation import (
     polynomial_kernel,
     r_precision,
 )
-from modalforge.evaluation.probe_auc import ProbeAucResult, cross_validated_probe_auc
+from modalforge.evaluation.probe_auc import ProbeAucResult, cross_validated_probe_auc, probe_auc
 from modalforge.evaluation.probes import (
     DEFAULT_CS,
     ProbeResult,
@@ -86,6 +86,7 @@ __all__ = [
     "judge_accuracy",
     "kid",
     "linear_probe",
+    "probe_auc",
     "mmd2_unbiased",
     "model_device",
     "normalized_auc",

@@ -1,4 +1,6 @@
-"""Cross-validated probes for multi-label targets: one binary probe per label, scored by ROC-AUC.
+"""Probes for multi-label targets: one binary probe per label, scored by ROC-AUC — fitted on a
+training split and scored on a test split (:func:`probe_auc`, the CLIP paper's protocol), or
+cross-validated within one split (:func:`cross_validated_probe_auc`).
 
 A multi-label target (findings) has no single accuracy; what a clinical reader asks of frozen
 embeddings is how well each finding ranks. Each label gets its own stratified k-fold: every fold
@@ -55,11 +57,7 @@ def cross_validated_probe_auc(
     from sklearn.model_selection import StratifiedKFold
 
     feats = _features(x)
-    if isinstance(y, torch.Tensor):
-        y = y.detach().cpu().numpy()
-    labels = (np.asarray(y, dtype=np.float64) > 0.5).astype(int)
-    if labels.ndim != 2 or len(labels) != len(feats):
-        raise ValueError(f"labels must be (count={len(feats)}, labels), got shape {labels.shape}")
+    labels = _label_matrix(y, len(feats), "the")
     aucs, chosen = [], []
     for col in range(labels.shape[1]):
         target = labels[:, col]
@@ -83,3 +81,54 @@ def cross_validated_probe_auc(
             chosen.append(c)
         aucs.append(float(roc_auc_score(target, scores)))
     return ProbeAucResult(tuple(aucs), float(np.mean(aucs)), tuple(chosen))
+
+
+def probe_auc(
+    train_x: ArrayLike,
+    train_y: ArrayLike,
+    test_x: ArrayLike,
+    test_y: ArrayLike,
+    *,
+    kind: ProbeKind = "logistic",
+    cs: Sequence[float] = DEFAULT_CS,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    max_iter: int = 1000,
+) -> ProbeAucResult:
+    """Per-label test ROC-AUC of binary probes fitted on the training features, for 0/1 label
+    matrices ``(N, L)``; each label's ``C`` is swept on a validation part of the training split
+    (as :func:`~modalforge.evaluation.fit_probe`), then the probe is refitted on all of it."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import roc_auc_score
+
+    x, xt = _features(train_x), _features(test_x)
+    y, yt = _label_matrix(train_y, len(x), "train"), _label_matrix(test_y, len(xt), "test")
+    if x.shape[1] != xt.shape[1] or y.shape[1] != yt.shape[1]:
+        raise ValueError(
+            f"train and test differ: features {x.shape[1]} vs {xt.shape[1]}, "
+            f"labels {y.shape[1]} vs {yt.shape[1]}"
+        )
+    aucs, chosen = [], []
+    for col in range(y.shape[1]):
+        for name, labels in (("train", y[:, col]), ("test", yt[:, col])):
+            if labels.min() == labels.max():
+                raise ValueError(
+                    f"label {col} has only {'positives' if labels[0] else 'negatives'} in the "
+                    f"{name} split, so its probe's ROC-AUC is undefined"
+                )
+        c = _choose_c(kind, x, y[:, col], cs, val_fraction, seed, max_iter)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model = _make(kind, c, seed, max_iter).fit(x, y[:, col])
+        aucs.append(float(roc_auc_score(yt[:, col], model.decision_function(xt))))
+        chosen.append(c)
+    return ProbeAucResult(tuple(aucs), float(np.mean(aucs)), tuple(chosen))
+
+
+def _label_matrix(y: ArrayLike, n: int, split: str) -> np.ndarray:
+    if isinstance(y, torch.Tensor):
+        y = y.detach().cpu().numpy()
+    labels = (np.asarray(y, dtype=np.float64) > 0.5).astype(int)
+    if labels.ndim != 2 or len(labels) != n:
+        raise ValueError(f"{split} labels must be (count={n}, labels), got shape {labels.shape}")
+    return labels

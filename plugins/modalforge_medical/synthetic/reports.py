@@ -70,27 +70,78 @@ def _describe(lobe: LobeLesions, side: str, rng: np.random.Generator) -> str:
     )
 
 
-#: Zero-shot prompt pairs per finding (CheXzero style): positive and negative phrasings, each
-#: averaged into one class vector; a finding's score is the softmax of the two similarities.
-FINDING_PROMPTS: dict[str, dict[str, list[str]]] = {
-    "left_lesion": {
-        "positive": ["a lesion in the left lobe.", "the left lobe shows a lesion."],
-        "negative": ["no lesion in the left lobe.", "the left lobe is clear."],
-    },
-    "right_lesion": {
-        "positive": ["a lesion in the right lobe.", "the right lobe shows a lesion."],
-        "negative": ["no lesion in the right lobe.", "the right lobe is clear."],
-    },
-    "multiple_lesions": {
-        "positive": ["multiple lesions.", "two lesions.", "several lesions are seen."],
-        "negative": ["a single lesion.", "no lesions."],
-    },
-    "large_lesion": {
-        "positive": ["a large lesion.", "a big lesion."],
-        "negative": ["a small lesion.", "no lesions."],
-    },
-    "bright_lesion": {
-        "positive": ["a bright lesion.", "a hyperdense lesion."],
-        "negative": ["a faint lesion.", "no lesions."],
-    },
-}
+def lobe_sentences(
+    side: str,
+    counts: tuple[int, ...],
+    large: tuple[bool, ...],
+    bright: tuple[bool, ...],
+    templates: tuple[str, ...] = POSITIVE_LOBE,
+) -> list[str]:
+    """Every phrasing of "``n`` lesions in the ``side`` lobe" over the given counts, size and
+    intensity classes (each class in both its words) and sentence templates."""
+    return [
+        template.format(
+            n=NUMBERS[n],
+            size=size,
+            tone=tone,
+            lesions="lesion" if n == 1 else "lesions",
+            side=side,
+        )
+        for template in templates
+        for n in counts
+        for is_large in large
+        for size in SIZE[is_large]
+        for is_bright in bright
+        for tone in INTENSITY[is_bright]
+    ]
+
+
+def finding_prompts() -> dict[str, dict[str, list[str]]]:
+    """Zero-shot prompt pairs per finding (CheXzero style), written in the reports' own phrasing.
+
+    Each side of a pair is a prompt ensemble (as CLIP's templates): every way the report grammar
+    states a finding, or its absence, marginalised over the attributes the finding is not about
+    (sides, counts, sizes, intensities). "Multiple lesions" is a property of the whole study, so
+    its prompts also pair sentences about both lobes (one lesion in each is multiple; one lesion
+    and a clear other lobe is not). Only the grammar is used: no image and no label.
+    """
+    both, any_count = (False, True), (1, 2, 3)
+    other = {"left": "right", "right": "left"}
+    clear = {side: [t.format(side=side) for t in NEGATIVE_LOBE] for side in SIDES}
+    prompts = {
+        f"{side}_lesion": {
+            "positive": lobe_sentences(side, any_count, both, both),
+            "negative": clear[side] + list(NORMAL),
+        }
+        for side in SIDES
+    }
+    single = {s: lobe_sentences(s, (1,), both, both, POSITIVE_LOBE[:1]) for s in SIDES}
+    prompts["multiple_lesions"] = {
+        "positive": [p for s in SIDES for p in lobe_sentences(s, (2, 3), both, both)]
+        + list(MULTIPLE)
+        + [f"{a} {b}" for a in single["left"] for b in single["right"]],
+        "negative": [p for s in SIDES for p in lobe_sentences(s, (1,), both, both)]
+        + list(NORMAL)
+        + [f"{a} {b}" for s in SIDES for a in single[s] for b in clear[other[s]]],
+    }
+    for finding, attribute in (("large_lesion", "large"), ("bright_lesion", "bright")):
+        prompts[finding] = {
+            "positive": _attribute_sentences(attribute, True),
+            "negative": _attribute_sentences(attribute, False) + list(NORMAL),
+        }
+    return prompts
+
+
+def _attribute_sentences(attribute: str, value: bool) -> list[str]:
+    """Lesion sentences of either lobe and any count whose ``attribute`` (``large`` or
+    ``bright``) is ``value``, the other attribute taking both values."""
+    classes = {"large": (False, True), "bright": (False, True), attribute: (value,)}
+    return [
+        p
+        for side in SIDES
+        for p in lobe_sentences(side, (1, 2, 3), classes["large"], classes["bright"])
+    ]
+
+
+#: The data set's zero-shot prompt pairs (:func:`finding_prompts`), one entry per finding.
+FINDING_PROMPTS: dict[str, dict[str, list[str]]] = finding_prompts()

@@ -1,7 +1,7 @@
 """``modalforge zeroshot`` in prompt-pair mode on a tiny CLIP trained on ``synthetic_studies``.
 
 The reference numbers come from the checkpoint's own embeddings, scored here with
-``prompt_pair_probs`` and scikit-learn (ROC-AUC, AP, the ROC curve for sensitivity at 90%
+``prompt_pair_scores`` and scikit-learn (ROC-AUC, AP, the ROC curve for sensitivity at 90%
 specificity) and numpy (sensitivity and specificity at the threshold).
 """
 
@@ -17,7 +17,12 @@ from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from torch.utils.data import DataLoader
 
 from modalforge.engine.data import collate_samples
-from modalforge.evaluation import build_prompt_pair_classifier, prompt_pair_probs, text_encoder
+from modalforge.evaluation import (
+    build_prompt_pair_classifier,
+    prompt_pair_probs,
+    prompt_pair_scores,
+    text_encoder,
+)
 from modalforge.pipeline import load_trained
 from modalforge_apps.cli import main
 from modalforge_medical.synthetic import FINDING_PROMPTS, FINDINGS
@@ -94,7 +99,8 @@ def _reference(trained, split="test", scale=1.0, overrides=()):  # noqa: ANN001,
         classifier = build_prompt_pair_classifier(
             text_encoder(model, "report"), FINDING_PROMPTS, FINDINGS
         )
-    probs = prompt_pair_probs(z, classifier, scale).double().numpy()
+    # the CLI's sigmoid runs in float64, so near-certain cases do not round to tied 1.0s
+    probs = torch.sigmoid(prompt_pair_scores(z, classifier, scale).double()).numpy()
     return probs, batch["target"].numpy().astype(int), pipeline.dataset.metadata(split)
 
 

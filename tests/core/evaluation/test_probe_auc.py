@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from modalforge.contracts import Target, TargetKind
-from modalforge.evaluation import cross_validated_probe_auc
+from modalforge.evaluation import cross_validated_probe_auc, probe_auc
 from modalforge_metrics import LinearProbe, SvmProbe
 
 
@@ -77,3 +77,27 @@ def test_metric_reports_auc_per_finding_for_a_multilabel_target(probe_cls):
     assert [results[f"{name}_auc/{c}"] for c in "abc"] == pytest.approx(direct.per_label)
     assert results[f"{name}_auc_macro"] == pytest.approx(direct.macro)
     assert all(math.isfinite(v) for v in results.values())
+
+
+def test_train_test_probe_auc_equals_sklearn_fitted_on_the_train_split():
+    x, y = _data(n=200, seed=1)
+    xt, yt = _data(n=80, seed=2)
+    result = probe_auc(x, y, torch.from_numpy(xt), torch.from_numpy(yt), cs=(0.5,))
+    unit, unit_t = (a / np.linalg.norm(a, axis=1, keepdims=True) for a in (x, xt))
+    for col, auc in enumerate(result.per_label):
+        model = LogisticRegression(C=0.5, max_iter=1000).fit(unit, y[:, col])
+        assert auc == pytest.approx(roc_auc_score(yt[:, col], model.decision_function(unit_t)))
+    assert result.per_label[0] > 0.95 and abs(result.per_label[2] - 0.5) < 0.2
+    assert result.macro == pytest.approx(np.mean(result.per_label))
+    swept = probe_auc(x, y, xt, yt, cs=(0.01, 1.0, 100.0))
+    assert set(swept.chosen_c) <= {0.01, 1.0, 100.0} and len(swept.chosen_c) == 3
+
+
+def test_train_test_probe_auc_rejects_a_label_with_one_class_in_a_split():
+    x, y = _data(n=100)
+    yt = y[:40].copy()
+    yt[:, 1] = 1
+    with pytest.raises(ValueError, match="label 1 has only positives in the test split"):
+        probe_auc(x, y, x[:40], yt)
+    with pytest.raises(ValueError, match="labels 4 vs 2"):
+        probe_auc(x, np.c_[y, y[:, :1]], x[:40], y[:40, :2])

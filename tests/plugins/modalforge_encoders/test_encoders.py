@@ -69,6 +69,28 @@ def test_cnn_picks_conv_dimension_and_channels_from_modality():
 
 
 @pytest.mark.parametrize("spatial", [2, 3])
+def test_cnn_stem_stride_downsamples_the_first_stage_with_the_same_weights(spatial):
+    shape = (1, 8, 8) if spatial == 2 else (1, 8, 8, 8)
+    modality = Modality("x", "image2d" if spatial == 2 else "volume3d", shape)
+    torch.manual_seed(0)
+    full = CNNEncoder(modality, widths=[3, 5], norm="none").eval()
+    strided = CNNEncoder(modality, widths=[3, 5], norm="none", stem_stride=2).eval()
+    strided.load_state_dict(full.state_dict())  # the stride changes no parameter
+    x = torch.randn(2, *shape)
+    assert full.feature_map(x).shape[2:] == (4,) * spatial
+    assert strided.feature_map(x).shape[2:] == (2,) * spatial
+    # the strided stem is the full-resolution stem read at every second position
+    conv = torch.nn.functional.conv2d if spatial == 2 else torch.nn.functional.conv3d
+    stem = full.features[0]
+    every_second = (slice(None), slice(None)) + (slice(None, None, 2),) * spatial
+    expected = conv(x, stem.weight, stem.bias, padding=1)[every_second]
+    torch.testing.assert_close(strided.features[0](x), expected)
+    assert strided(x).shape == (2, 5)
+    with pytest.raises(ValueError, match="stem_stride"):
+        CNNEncoder(modality, widths=[3], stem_stride=0)
+
+
+@pytest.mark.parametrize("spatial", [2, 3])
 def test_cnn_pool_grid_is_cell_averages_of_the_last_stage(spatial):
     shape = (1, 8, 8) if spatial == 2 else (1, 8, 8, 8)
     modality = Modality("x", "image2d" if spatial == 2 else "volume3d", shape)
@@ -84,6 +106,27 @@ def test_cnn_pool_grid_is_cell_averages_of_the_last_stage(spatial):
     with pytest.raises(ValueError, match="no tokens"):
         enc.forward_tokens(x)
     assert CNNEncoder(modality, widths=[3, 5], pool_grid=2, out_dim=6)(x).shape == (2, 6)
+
+
+@pytest.mark.parametrize("grid", [None, 2])
+def test_cnn_pool_max_and_avgmax_are_cell_maxima_and_both(grid):
+    modality = Modality("x", "volume3d", (1, 8, 8, 8))
+    torch.manual_seed(0)
+    avg = CNNEncoder(modality, widths=[3, 5], pool_grid=grid).eval()
+    top = CNNEncoder(modality, widths=[3, 5], pool_grid=grid, pool="max").eval()
+    both = CNNEncoder(modality, widths=[3, 5], pool_grid=grid, pool="avgmax").eval()
+    top.load_state_dict(avg.state_dict())
+    both.load_state_dict(avg.state_dict())
+    x = torch.randn(2, 1, 8, 8, 8)
+    maps = avg.feature_map(x)  # (2, 5, 4, 4, 4)
+    cells = maps if grid is None else maps.unfold(2, 2, 2).unfold(3, 2, 2).unfold(4, 2, 2)
+    expected_max = cells.flatten(-3).amax(-1).flatten(1)  # each cell's last three axes
+    torch.testing.assert_close(top(x), expected_max)
+    torch.testing.assert_close(both(x), torch.cat([avg(x), expected_max], dim=1))
+    assert both.output.dim == 2 * avg.output.dim and not both.output.tokens
+    assert top.output.tokens is (grid is None)
+    with pytest.raises(ValueError, match="pool must be"):
+        CNNEncoder(modality, widths=[3], pool="sum")
 
 
 def test_cnn_pool_grid_tells_left_from_right():

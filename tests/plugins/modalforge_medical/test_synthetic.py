@@ -90,6 +90,48 @@ def test_reports_state_findings_and_negate_only_absent_ones():
     assert set(FINDING_PROMPTS) == set(FINDINGS)
 
 
+def _stated(prompt: str) -> tuple[int, set[str], set[str]]:
+    """(lesions stated, sides with a lesion, size/intensity words) of a prompt in the report
+    grammar; "multiple lesions." counts as two."""
+    count, sides, words = 0, set(), set()
+    for sentence in prompt.split(". "):
+        tokens = sentence.rstrip(".").replace(":", "").split()
+        if sentence.rstrip(".") in ("multiple lesions", "several lesions are seen"):
+            count = max(count, 2)
+            continue
+        numbers = [t for t in tokens if t in ("a", "two", "three")]
+        if "no" in tokens or "clear" in tokens or not numbers or "lobe" not in tokens:
+            continue
+        count += {"a": 1, "two": 2, "three": 3}[numbers[0]]
+        sides |= {t for t in tokens if t in ("left", "right")}
+        words |= {t for t in tokens if t in ("large", "big", "small", "tiny", "bright",
+                                             "hyperdense", "faint", "subtle")}  # fmt: skip
+    return count, sides, words
+
+
+def test_finding_prompts_state_each_finding_and_its_absence():
+    """Every prompt reads as a report of a study with (positive) or without (negative) the
+    finding, and a side's ensemble leaves the other attributes balanced."""
+    holds = {
+        "left_lesion": lambda n, sides, words: "left" in sides,
+        "right_lesion": lambda n, sides, words: "right" in sides,
+        "multiple_lesions": lambda n, sides, words: n >= 2,
+        "large_lesion": lambda n, sides, words: bool(words & {"large", "big"}),
+        "bright_lesion": lambda n, sides, words: bool(words & {"bright", "hyperdense"}),
+    }
+    for finding, pair in FINDING_PROMPTS.items():
+        assert len(set(pair["positive"])) == len(pair["positive"]) > 1
+        for side, expected in (("positive", True), ("negative", False)):
+            for prompt in pair[side]:
+                assert holds[finding](*_stated(prompt)) is expected, (finding, side, prompt)
+    left = FINDING_PROMPTS["left_lesion"]["positive"]
+    assert {_stated(p)[0] for p in left} == {1, 2, 3}
+    for word in ("large", "small", "bright", "faint"):
+        assert sum(word in p for p in left) == len(left) // 4  # each of two words per class
+    large = FINDING_PROMPTS["large_lesion"]
+    assert sum("left" in p for p in large["positive"]) == len(large["positive"]) // 2
+
+
 def test_diagnosis_needs_both_image_and_table(tmp_path):
     manifest = ensure_studies(
         StudyConfig(dims=2, size=32, num_train=600, num_val=1, num_test=1), tmp_path
