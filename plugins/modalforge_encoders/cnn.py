@@ -28,7 +28,7 @@ class CNNEncoder(Encoder):
     """Stages of ``conv3×3 → norm → ReLU`` (stride 2 from the second stage), then average pooling.
 
     ``stem_stride: 2`` makes the first stage downsample as well. On CPU a full-resolution first
-    stage dominates the cost of a 3-D net (a ``32³`` volume: about 15× the step time of the same
+    stage dominates the cost of a 3-D net (a ``32³`` volume: about 11× the step time of the same
     widths with a strided stem; ``benchmarks/cnn_stem_stride.py``), so volumes usually want it.
 
     ``Conv2d`` or ``Conv3d`` is chosen from the modality's spatial dimensions and the input channels
@@ -128,15 +128,10 @@ class GridPool(nn.Module):
 
     def __init__(self, grid: int, mode: Pool, spatial_dims: int) -> None:
         super().__init__()
-        self.grid, self.mode = grid, mode
         avg = nn.AdaptiveAvgPool2d if spatial_dims == 2 else nn.AdaptiveAvgPool3d
         top = nn.AdaptiveMaxPool2d if spatial_dims == 2 else nn.AdaptiveMaxPool3d
-        self.avg, self.max = avg(grid), top(grid)
+        kinds = {"avg": (avg,), "max": (top,), "avgmax": (avg, top)}[mode]
+        self.pools = nn.ModuleList(kind(grid) for kind in kinds)
 
     def forward(self, maps: Tensor) -> Tensor:
-        parts = []
-        if self.mode in ("avg", "avgmax"):
-            parts.append(self.avg(maps).flatten(1))
-        if self.mode in ("max", "avgmax"):
-            parts.append(self.max(maps).flatten(1))
-        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        return torch.cat([pool(maps).flatten(1) for pool in self.pools], dim=1)

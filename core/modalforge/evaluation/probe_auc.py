@@ -57,7 +57,7 @@ def cross_validated_probe_auc(
     from sklearn.model_selection import StratifiedKFold
 
     feats = _features(x)
-    labels = _label_matrix(y, len(feats), "the")
+    labels = _label_matrix(y, len(feats), "labels")
     aucs, chosen = [], []
     for col in range(labels.shape[1]):
         target = labels[:, col]
@@ -102,7 +102,10 @@ def probe_auc(
     from sklearn.metrics import roc_auc_score
 
     x, xt = _features(train_x), _features(test_x)
-    y, yt = _label_matrix(train_y, len(x), "train"), _label_matrix(test_y, len(xt), "test")
+    y, yt = (
+        _label_matrix(train_y, len(x), "train labels"),
+        _label_matrix(test_y, len(xt), "test labels"),
+    )
     if x.shape[1] != xt.shape[1] or y.shape[1] != yt.shape[1]:
         raise ValueError(
             f"train and test differ: features {x.shape[1]} vs {xt.shape[1]}, "
@@ -125,10 +128,11 @@ def probe_auc(
     return ProbeAucResult(tuple(aucs), float(np.mean(aucs)), tuple(chosen))
 
 
-def _label_matrix(y: ArrayLike, n: int, split: str) -> np.ndarray:
+def _label_matrix(y: ArrayLike, n: int, what: str) -> np.ndarray:
+    """``y`` as a 0/1 ``(n, labels)`` int matrix, or a ``ValueError`` naming ``what``."""
     if isinstance(y, torch.Tensor):
         y = y.detach().cpu().numpy()
     labels = (np.asarray(y, dtype=np.float64) > 0.5).astype(int)
     if labels.ndim != 2 or len(labels) != n:
-        raise ValueError(f"{split} labels must be (count={n}, labels), got shape {labels.shape}")
+        raise ValueError(f"{what} must be (count={n}, labels), got shape {labels.shape}")
     return labels
