@@ -1,7 +1,8 @@
 """Zero-shot findings of a trained ``medical_ct_clip`` run: per-finding ROC-AUC with bootstrap
-95% intervals, the negation subset, and the linear probe (fitted on the training split's
-embeddings and scored on the held-out split, the CLIP paper's protocol; and cross-validated
-within the held-out split, as the ``linear_probe`` metric does).
+95% intervals, the negation subset, and the linear probe of the volume encoder's features
+before the projection (fitted on the training split and scored on the held-out split, the CLIP
+paper's protocol; cross-validated within the held-out split, as the recipe's ``linear_probe``
+metric does; and, for comparison, of the shared-space embeddings).
 
 Reads a run folder (``medical_recipes.py`` leaves one in ``OUT/medical_ct_clip``), embeds the
 held-out split's volumes and reports, and scores each finding by its positive / negative prompt
@@ -106,17 +107,31 @@ def main() -> None:
             f"{np.mean(list(subset_image.values())):.3f}, report AUC "
             f"{np.mean(list(subset_report.values())):.3f}"
         )
-    train = embed_split(loaded, args.train_split, [image])
-    probe = probe_auc(
-        train.embeds[image], train.labels, data.embeds[image], y, seed=loaded.spec.seed
+    # the CLIP paper's probes read the image encoder's features before the projection to the
+    # shared space; the shared-space embeddings are probed too, for comparison
+    train = embed_split(loaded, args.train_split, [image], encoder_features=True)
+    test = embed_split(loaded, args.split, [image], encoder_features=True)
+    train_shared = embed_split(loaded, args.train_split, [image])
+    seed = loaded.spec.seed
+    probe = probe_auc(train.embeds[image], train.labels, test.embeds[image], y, seed=seed)
+    folds = cross_validated_probe_auc(test.embeds[image], y, seed=seed)
+    shared = probe_auc(
+        train_shared.embeds[image], train_shared.labels, data.embeds[image], y, seed=seed
     )
-    folds = cross_validated_probe_auc(data.embeds[image], y, seed=loaded.spec.seed)
+    dim, shared_dim = test.embeds[image].shape[1], data.embeds[image].shape[1]
     for title, result in (
-        (f"linear probe (fitted on {args.train_split!r}, {len(train)} studies)", probe),
-        (f"linear probe (5-fold within {args.split!r}, as the metric)", folds),
+        (
+            f"fitted on {args.train_split!r} ({len(train)} studies), {image} encoder features "
+            f"({dim}-d)",
+            probe,
+        ),
+        (f"5-fold within {args.split!r} (as the metric), {image} encoder features", folds),
+        (f"fitted on {args.train_split!r}, shared-space embeddings ({shared_dim}-d)", shared),
     ):
         shown = ", ".join(f"{n} {a:.3f}" for n, a in zip(findings, result.per_label, strict=True))
-        print(f"{title}, frozen {image} embeddings: macro ROC-AUC {result.macro:.3f}")
+        print(f"linear probe {title}: macro ROC-AUC {result.macro:.3f}")
+        if len(result.chosen_c) == len(findings):  # one fit per finding (not per fold)
+            shown += f"; C {', '.join(f'{c:g}' for c in result.chosen_c)}"
         print(f"  ({shown})")
     out = {
         "zeroshot": table,
@@ -125,6 +140,10 @@ def main() -> None:
         "linear_probe_cv": {
             "macro": folds.macro,
             **dict(zip(findings, folds.per_label, strict=True)),
+        },
+        "linear_probe_shared": {
+            "macro": shared.macro,
+            **dict(zip(findings, shared.per_label, strict=True)),
         },
     }
     (args.run / "zeroshot_benchmark.json").write_text(json.dumps(out, indent=2))

@@ -2,33 +2,42 @@
 
 The framework side is a spec built in code: a ``volume3d`` modality from the in-memory
 ``synthetic`` reader (``volume_size``), the ``monai_net`` encoder (``densenet121``), a linear
-classification head, cross-entropy and Adam, trained by the real engine (``Trainer.fit``, see
-``step_overhead.py``). The hand-written side follows MONAI's 3-D classification tutorial
+classification head, cross-entropy and Adam, trained by the real engine (``Trainer.fit``). The
+hand-written side follows MONAI's 3-D classification tutorial
 (``3d_classification/densenet_training_array``): ``monai.networks.nets.DenseNet121(spatial_dims=3,
 in_channels=1, out_channels=C)``, a ``DataLoader`` over the same tensors (batch, shuffle),
 ``torch.optim.Adam``, ``torch.nn.CrossEntropyLoss`` and ``loss.item()`` every step. Both run the
 same network (DenseNet121's classifier is the same 1024 → C linear layer as the head), data,
 optimizer and learning rate, on the same device and threads.
 
-Fixed costs (building, the engine's final checkpoint) cancel out: per step is
-``(T(n2) - T(n1)) / (n2 - n1)``. Sides alternate within each repeat, so a slow spell of a shared
-machine hits both; the median (and best) of the repeats gives the ratio.
+Each side is clocked after every optimizer step (the framework through a run callback's
+``after_step``, the loop inline), so a step's time is the interval between two consecutive clock
+readings: loading the batch, forward, backward, the update and everything the engine does per
+step (epoch boundaries included). Start-up and the final checkpoint fall outside. Sides alternate
+for ``--rounds`` rounds, so a slow spell of a shared machine hits both; the first ``--warmup``
+intervals of each round are dropped. The ratio is given for the median step (robust to the
+spells of a shared 2-core machine) and for the mean step (which also charges the rare slow
+steps, e.g. epoch boundaries).
 
 Run: ``.venv/bin/python benchmarks/monai_densenet3d_overhead.py [--volume 32] [--batch 4]
-[--steps 2 8] [--repeats 3] [--threads N]``
+[--steps 24] [--rounds 5] [--threads N] [--device cuda]``
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
+import dataclasses
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import torch
-from step_overhead import framework, per_step_seconds
 
-from modalforge.engine import seed_everything
+from modalforge.contracts import Callback
+from modalforge.engine import Trainer, seed_everything
+from modalforge.pipeline import build_pipeline
+from modalforge.plugin import get_host, set_host
 from modalforge.spec import parse_spec
 from modalforge_datasets.synthetic import SyntheticDataset
 
@@ -40,8 +49,9 @@ def arguments() -> argparse.Namespace:
     ap.add_argument("--samples", type=int, default=32, help="training-set size")
     ap.add_argument("--classes", type=int, default=2)
     ap.add_argument("--lr", type=float, default=1e-5, help="the tutorial's Adam rate")
-    ap.add_argument("--steps", type=int, nargs=2, default=(2, 8), metavar=("N1", "N2"))
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=24, help="steps per side and round")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=2, help="intervals dropped at each round start")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (both sides)")
     return ap.parse_args()
@@ -95,8 +105,39 @@ def build_spec(args: argparse.Namespace):  # noqa: ANN201
     )
 
 
-def handwritten(args: argparse.Namespace, steps: int) -> float:
-    """MONAI's tutorial loop, over the synthetic reader's training tensors."""
+class StepClock(Callback):
+    """Reads the clock after every optimizer step of a run."""
+
+    def __init__(self) -> None:
+        self.stamps: list[float] = []
+
+    def after_step(self, run, step: int) -> None:  # noqa: ANN001
+        self.stamps.append(time.perf_counter())
+
+
+def intervals(stamps: list[float], warmup: int) -> list[float]:
+    return [b - a for a, b in zip(stamps, stamps[1:], strict=False)][warmup:]
+
+
+def framework(spec, args: argparse.Namespace) -> list[float]:  # noqa: ANN001
+    """Step intervals of ``Trainer.fit``, clocked by a run plugin (as an installed plugin is)."""
+    spec = spec.model_copy(
+        update={"train": spec.train.model_copy(update={"max_steps": args.steps})}
+    )
+    clock, host = StepClock(), get_host()
+    set_host(dataclasses.replace(host, plugins={**host.plugins, "step_clock": clock}))
+    try:
+        seed_everything(spec.seed)
+        pipeline = build_pipeline(spec)
+        with tempfile.TemporaryDirectory() as out:
+            Trainer(pipeline, Path(out)).fit()
+    finally:
+        set_host(host)
+    return intervals(clock.stamps, args.warmup)
+
+
+def handwritten(args: argparse.Namespace) -> list[float]:
+    """Step intervals of MONAI's tutorial loop, over the synthetic reader's training tensors."""
     from monai.networks.nets import DenseNet121
 
     seed_everything(0)
@@ -110,9 +151,8 @@ def handwritten(args: argparse.Namespace, steps: int) -> float:
     loss_function = torch.nn.CrossEntropyLoss()
     optimizer = torch.optim.Adam(model.parameters(), args.lr)
     model.train()
-    start = time.perf_counter()
-    step = 0
-    while step < steps:
+    stamps: list[float] = []
+    while len(stamps) < args.steps:
         for inputs, labels in train_loader:
             inputs, labels = inputs.to(device), labels.to(device)
             optimizer.zero_grad()
@@ -121,40 +161,47 @@ def handwritten(args: argparse.Namespace, steps: int) -> float:
             loss.backward()
             optimizer.step()
             loss.item()  # the tutorial adds it to epoch_loss every step
-            step += 1
-            if step == steps:
+            stamps.append(time.perf_counter())
+            if len(stamps) == args.steps:
                 break
-    return time.perf_counter() - start
+    return intervals(stamps, args.warmup)
 
 
 def main() -> None:
     args = arguments()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.steps - 1 <= args.warmup:
+        raise SystemExit("--steps must exceed --warmup + 1")
     spec = build_spec(args)
-    sides = {
-        "framework": functools.partial(framework, spec),
-        "hand-written": functools.partial(handwritten, args),
-    }
-    n1, n2 = args.steps
-    per_step = per_step_seconds(sides, (n1, n2), args.repeats)
-    med = {k: statistics.median(v) for k, v in per_step.items()}
-    best = {k: min(v) for k, v in per_step.items()}
+    sides = {"framework": lambda: framework(spec, args), "hand-written": lambda: handwritten(args)}
+    steps: dict[str, list[float]] = {name: [] for name in sides}
+    round_ratio = []
+    for _ in range(args.rounds):
+        this = {name: run() for name, run in sides.items()}
+        for name, values in this.items():
+            steps[name].extend(values)
+        round_ratio.append(
+            statistics.median(this["framework"]) / statistics.median(this["hand-written"])
+        )
+    med = {k: statistics.median(v) for k, v in steps.items()}
+    mean = {k: statistics.fmean(v) for k, v in steps.items()}
     v = args.volume
     print(
         f"DenseNet121-3D, volume 1×{v}×{v}×{v}, batch {args.batch}, {args.device}, torch threads "
-        f"{torch.get_num_threads()}, steps {n1}->{n2}, {args.repeats} repeats"
+        f"{torch.get_num_threads()}, {args.rounds} rounds × {args.steps} steps per side "
+        f"(first {args.warmup} intervals of each round dropped)"
     )
-    for name, values in per_step.items():
-        runs = ", ".join(f"{x * 1e3:.1f}" for x in values)
+    for name, values in steps.items():
+        q1, _, q3 = statistics.quantiles(values, n=4)
         print(
-            f"  {name:<13} median {med[name] * 1e3:8.1f} ms/step, best {best[name] * 1e3:8.1f}"
-            f" (runs: {runs})"
+            f"  {name:<13} median {med[name] * 1e3:8.2f} ms/step (quartiles {q1 * 1e3:.2f}–"
+            f"{q3 * 1e3:.2f}), mean {mean[name] * 1e3:8.2f}, {len(values)} steps"
         )
-    ratio = med["framework"] / med["hand-written"]
     print(
-        f"  overhead ratio framework / hand-written: {ratio:.3f} (median), "
-        f"{best['framework'] / best['hand-written']:.3f} (best)"
+        f"  overhead ratio framework / hand-written: {med['framework'] / med['hand-written']:.3f}"
+        f" (median step), {mean['framework'] / mean['hand-written']:.3f} (mean step); "
+        f"per round (median step): {', '.join(f'{r:.3f}' for r in round_ratio)}"
     )
 
 

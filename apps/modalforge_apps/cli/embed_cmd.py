@@ -5,6 +5,9 @@ Output folder (written to a temporary sibling and renamed when complete)::
     <out>/<modality>.safetensors   {"embeddings": float32 (N, D)}, one file per modality
     <out>/index.json               format, spec, checkpoint, split, ids, labels, class names, dims
 
+Each modality's ``space`` says what its rows are: ``shared`` (a contrastive model's embeddings)
+or ``encoder`` (encoder features: ``--encoder-features``, or any non-contrastive model).
+
 Row i of every file is sample i of the split, in the data set's order.
 """
 
@@ -44,7 +47,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
             f"--modalities: the model has no encoder for {', '.join(map(repr, unknown)) or 'any'}",
             hint=f"choose from: {', '.join(available) or 'none (this model has no encoders)'}",
         )
-    data = embed_split(loaded, split, modalities)
+    data = embed_split(loaded, split, modalities, encoder_features=args.encoder_features)
     index = _index(loaded, args, split, data, modalities)
     _write(out, data.embeds, index)
     dims = ", ".join(f"{m} {tuple(data.embeds[m].shape)}" for m in modalities)
@@ -53,7 +56,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def _index(loaded, args, split, data, modalities) -> dict[str, Any]:  # noqa: ANN001
-    normalized = is_contrastive(loaded.model) and bool(loaded.model.normalize)
+    shared = is_contrastive(loaded.model) and not args.encoder_features
+    normalized = shared and bool(loaded.model.normalize)
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -66,6 +70,7 @@ def _index(loaded, args, split, data, modalities) -> dict[str, Any]:  # noqa: AN
                 "file": f"{m}.safetensors",
                 "dim": int(data.embeds[m].shape[1]),
                 "normalized": normalized,
+                "space": "shared" if shared else "encoder",
             }
             for m in modalities
         },

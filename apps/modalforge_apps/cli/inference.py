@@ -80,17 +80,21 @@ def check_split(loaded: Loaded, split: str | None) -> str:
 
 
 @torch.no_grad()
-def embed_split(loaded: Loaded, split: str, modalities: list[str]) -> EmbeddedSplit:
+def embed_split(
+    loaded: Loaded, split: str, modalities: list[str], encoder_features: bool = False
+) -> EmbeddedSplit:
     """Embed ``modalities`` of every sample of ``split``, in order.
 
-    A contrastive model gives its shared-space embeddings (``encode``); any other model with
-    per-modality ``encoders`` gives each encoder's pooled features.
+    A contrastive model gives its shared-space embeddings (``encode``), or with
+    ``encoder_features`` its encoders' features before the projection (what the CLIP paper's
+    linear probes read); any other model with per-modality ``encoders`` gives each encoder's
+    pooled features.
     """
     from modalforge.engine.data import EpochLoader, loader_workers
     from modalforge.engine.runtime import prefetch_to_device
 
     spec = loaded.spec
-    encode = _encode_fn(loaded.model)
+    encode = _encode_fn(loaded.model, encoder_features)
     loader = EpochLoader(
         loaded.pipeline.load(split),
         batch_size=spec.data.eval_batch_size or spec.data.batch_size,
@@ -126,9 +130,9 @@ def embed_split(loaded: Loaded, split: str, modalities: list[str]) -> EmbeddedSp
     )
 
 
-def _encode_fn(model: nn.Module) -> Any:
+def _encode_fn(model: nn.Module, encoder_features: bool = False) -> Any:
     """``(modality, x) → (B, D)``: shared-space embeddings, or the encoder's pooled features."""
-    if is_contrastive(model):
+    if is_contrastive(model) and not encoder_features:
         return model.encode
     encoders = getattr(model, "encoders", None)
     if encoders is None:

@@ -112,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", help="data split (default: the spec's data.eval_split)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--modalities", metavar="A,B", help="modalities to embed (default: all)")
+    p.add_argument(
+        "--encoder-features",
+        action="store_true",
+        help="a contrastive model's encoder features before the projection (for linear probes), "
+        "not its shared-space embeddings",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.set_defaults(handler=_lazy("modalforge_apps.cli.embed_cmd", "cmd_embed"))
 

@@ -1,7 +1,7 @@
 """Pipeline assembly from specs."""
 
 from modalforge.pipeline.build import Pipeline, TransformedDataset, build_pipeline, instantiate
-from modalforge.pipeline.contrastive import ContrastiveModel, embed_key
+from modalforge.pipeline.contrastive import ContrastiveModel, embed_key, feature_key
 from modalforge.pipeline.model import MultimodalModel
 from modalforge.pipeline.trained import TrainedPipeline, load_trained
 
@@ -13,6 +13,7 @@ __all__ = [
     "TransformedDataset",
     "build_pipeline",
     "embed_key",
+    "feature_key",
     "instantiate",
     "load_trained",
 ]

@@ -15,12 +15,22 @@ def embed_key(modality: str) -> str:
     return f"embed.{modality}"
 
 
+def feature_key(modality: str) -> str:
+    """Output key of a modality's encoder features before the projection, ``"features.image"``.
+
+    These are the features the CLIP paper's linear probes read ("before the linear projection
+    to the embedding space"): the projection keeps only what matches the other modality.
+    """
+    return f"features.{modality}"
+
+
 class ContrastiveModel(nn.Module):
     """Each modality's encoder → linear projection to ``embed_dim`` → L2 normalisation.
 
     As in CLIP, the projection has no bias; an encoder whose output already has ``embed_dim``
     (e.g. loaded CLIP towers, or a timm encoder with ``proj_dim``) is used as is. Outputs hold
-    ``embed.<modality>`` for each modality present in the batch.
+    ``embed.<modality>`` for each modality present in the batch, and ``features.<modality>``,
+    the encoder's output before the projection (what a linear probe reads).
     """
 
     def __init__(
@@ -64,4 +74,11 @@ class ContrastiveModel(nn.Module):
         return F.normalize(z, dim=-1) if (self.normalize if normalize is None else normalize) else z
 
     def forward(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        return {embed_key(m): self.encode(m, batch[m]) for m in self.encoders if m in batch}
+        out: dict[str, Tensor] = {}
+        for m in self.encoders:
+            if m in batch:
+                features = self.encoders[m](batch[m])
+                z = self.projections[m](features)
+                out[embed_key(m)] = F.normalize(z, dim=-1) if self.normalize else z
+                out[feature_key(m)] = features
+        return out

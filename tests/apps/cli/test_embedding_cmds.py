@@ -174,13 +174,34 @@ def test_embed_writes_embeddings_ids_and_labels(hand_set, tmp_path, capsys):
     assert index["ids"][:2] == ["train-000", "train-001"]
     assert index["labels"] == [i % 3 for i in range(24)]
     assert index["class_names"] == list(CLASSES)
-    assert index["modalities"]["text"] == {"file": "text.safetensors", "dim": 3, "normalized": True}
+    assert index["modalities"]["text"] == {
+        "file": "text.safetensors",
+        "dim": 3,
+        "normalized": True,
+        "space": "shared",
+    }
     text = safetensors.torch.load_file(out / "text.safetensors")["embeddings"]
     torch.testing.assert_close(text, torch.eye(3)[torch.arange(24) % 3])  # caption of k → e_k
     image = safetensors.torch.load_file(out / "image.safetensors")["embeddings"]
     assert image.shape == (24, 3)
     assert torch.equal(image.argmax(1), torch.arange(24) % 3)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def test_embed_encoder_features_are_the_embeddings_before_projection(hand_set, tmp_path, capsys):
+    spec, run = hand_set
+    argv = ["embed", spec, "--checkpoint", run, "--split", "train", "--modalities", "image"]
+    assert main([*argv, "--out", str(tmp_path / "shared")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "enc"), "--encoder-features"]) == 0
+    index = json.loads((tmp_path / "enc" / "index.json").read_text())
+    assert index["modalities"]["image"]["space"] == "encoder"
+    assert index["modalities"]["image"]["normalized"] is False
+    shared = safetensors.torch.load_file(tmp_path / "shared" / "image.safetensors")["embeddings"]
+    enc = safetensors.torch.load_file(tmp_path / "enc" / "image.safetensors")["embeddings"]
+    norms = enc.norm(dim=1)
+    assert not torch.allclose(norms, torch.ones_like(norms))  # really not the normalised ones
+    # the hand-set encoders already give embed_dim, so the projection is the identity
+    torch.testing.assert_close(torch.nn.functional.normalize(enc, dim=1), shared)
 
 
 def test_embed_refuses_a_used_folder(hand_set, tmp_path, capsys):

@@ -5,7 +5,7 @@ from torch import Tensor
 from modalforge.contracts import DatasetReader, Encoder, FeatureSpec, Target
 from modalforge.errors import SpecError
 from modalforge.modality import Modality, ModalityKind
-from modalforge.pipeline import ContrastiveModel, build_pipeline, embed_key
+from modalforge.pipeline import ContrastiveModel, build_pipeline, embed_key, feature_key
 from modalforge.registry import Registrar
 from modalforge.spec import parse_spec
 from tests.core.toy import FlattenEncoder, toy_registry, toy_spec
@@ -114,6 +114,10 @@ def test_projects_to_shared_normalised_space():
         torch.testing.assert_close(z.norm(dim=-1), torch.ones(6))
     raw = model.projections["text"](model.encoders["text"](batch["text"]))
     torch.testing.assert_close(out["embed.text"], raw / raw.norm(dim=-1, keepdim=True))
+    # the encoders' features before the projection come out too (linear probes read them)
+    torch.testing.assert_close(out[feature_key("image")], model.encoders["image"](batch["image"]))
+    assert out[feature_key("text")].shape == (6, 8)
+    torch.testing.assert_close(out["embed.image"], model.encode("image", batch["image"]))
 
 
 def test_equal_dims_need_no_projection():
