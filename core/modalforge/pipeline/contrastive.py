@@ -18,8 +18,8 @@ def embed_key(modality: str) -> str:
 def feature_key(modality: str) -> str:
     """Output key of a modality's encoder features before the projection, ``"features.image"``.
 
-    These are the features the CLIP paper's linear probes read ("before the linear projection
-    to the embedding space"): the projection keeps only what matches the other modality.
+    These are what the CLIP paper's linear probes read (the image features before the linear
+    projection to the shared space): the projection keeps only what matches the other modality.
     """
     return f"features.{modality}"
 
