@@ -38,3 +38,13 @@ def test_reranker_keeps_best_first_with_stable_ties():
         Fixed().rerank(samples, ["a", "b"], keep=5)
     with pytest.raises(ValueError, match="2 candidate sets for 1 prompts"):
         Fixed().rerank(samples, ["a"], keep=1)
+
+
+def test_target_shape_holds_its_outputs():
+    from modalforge.contracts import Target
+
+    chunk = Target("regression", 12, shape=[4, 3])
+    assert chunk.shape == (4, 3) and chunk.num_outputs == 12
+    assert Target("regression", 3).shape == ()
+    with pytest.raises(ValueError, match=r"\(4, 2\) does not hold 12"):
+        Target("regression", 12, shape=(4, 2))

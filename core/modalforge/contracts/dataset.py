@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,17 +29,26 @@ class TargetKind(str, Enum):
 
 @dataclass(frozen=True)
 class Target:
-    """What a supervised task predicts; heads size themselves from it."""
+    """What a supervised task predicts; heads size themselves from it.
+
+    ``shape`` is a structured regression target's shape per sample, e.g. ``(k, A)`` for a chunk
+    of ``k`` future actions of ``A`` dimensions (``num_outputs`` is its product); empty for a
+    flat target of ``num_outputs`` values.
+    """
 
     kind: TargetKind
     num_outputs: int
     class_names: tuple[str, ...] = ()
+    shape: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", TargetKind(self.kind))
         object.__setattr__(self, "class_names", tuple(self.class_names))
+        object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
         if self.class_names and len(self.class_names) != self.num_outputs:
             raise ValueError(f"{len(self.class_names)} class names for {self.num_outputs} outputs")
+        if self.shape and math.prod(self.shape) != self.num_outputs:
+            raise ValueError(f"target shape {self.shape} does not hold {self.num_outputs} outputs")
 
 
 class DatasetReader(ABC):

@@ -1,0 +1,19 @@
+"""The robotics perception domain: episode data sets (robomimic HDF5, LeRobot folders),
+observation encoders, action heads, the procedural tabletop environment with its scripted
+expert, closed-loop rollouts and the ``robotics`` domain adapter (``domain: robotics``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from modalforge.plugin import hookimpl
+
+if TYPE_CHECKING:
+    from modalforge.registry import Registrar
+
+__all__ = ["register_components"]
+
+
+@hookimpl
+def register_components(registry: Registrar) -> None:
+    """Each submodule registers its own components."""
