@@ -29,6 +29,7 @@ INJECTED: frozenset[str] = frozenset(
         "encoders",
         "registry",
         "columns",
+        "condition_dim",
     }
 )
 # Kinds that take fewer context parameters: a data set reader is the start of the pipeline, so

@@ -17,3 +17,6 @@ __all__ = ["register_components"]
 @hookimpl
 def register_components(registry: Registrar) -> None:
     """Each submodule registers its own components."""
+    from modalforge_robotics import encoders
+
+    encoders.register(registry)

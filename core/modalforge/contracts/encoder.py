@@ -20,9 +20,17 @@ class Encoder(nn.Module, ABC):
     :class:`FeatureSpec`), take the bound :class:`Modality` as their ``modality`` constructor
     argument so they size their input from the data, and implement :meth:`forward` → ``(B, dim)``.
     Encoders that expose token sequences set ``output.tokens`` and implement :meth:`forward_tokens`.
+
+    A *conditioned* encoder (e.g. an image trunk modulated by the instruction's embedding, FiLM
+    as in RT-1) takes a ``condition_on`` parameter (names of other encoders of the model) and the
+    injected ``condition_dim`` (the sum of their output sizes), stores the names in
+    :attr:`condition_on`, and is called as ``forward(x, condition)`` (and
+    ``forward_tokens(x, condition)``), ``condition`` being those encoders' pooled features
+    concatenated in that order, ``(B, condition_dim)``.
     """
 
     accepts: ClassVar[tuple[ModalityKind, ...]] = ()
+    condition_on: tuple[str, ...] = ()
 
     def __init__(self, modality: Modality) -> None:
         super().__init__()

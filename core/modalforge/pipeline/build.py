@@ -224,13 +224,59 @@ def _build_encoders(spec, params, available, info) -> dict[str, Encoder]:  # noq
             hint="rename the encoder keys to the data set's modality names, or use a data set "
             "that has these modalities",
         )
+    conditions = _encoder_conditions(spec, params)
     encoders: dict[str, Encoder] = {}
-    for mod in spec.model.encoders:
+    # encoders that condition others (e.g. the instruction of a FiLM-conditioned image trunk)
+    # are built first: the conditioned ones are sized from their outputs (``condition_dim``)
+    for mod in sorted(spec.model.encoders, key=lambda m: bool(conditions[m])):
         path = f"model.encoders.{mod}"
+        condition_dim = sum(encoders[c].output.dim for c in conditions[mod]) or None
         encoders[mod] = instantiate(
-            info("encoder", path), params[path], path, modality=available[mod]
+            info("encoder", path),
+            params[path],
+            path,
+            modality=available[mod],
+            condition_dim=condition_dim,
         )
+    encoders = {m: encoders[m] for m in spec.model.encoders}  # the spec's order
     return encoders
+
+
+def _encoder_conditions(spec: PipelineSpec, params: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Each encoder's ``condition_on`` modalities, checked: other encoders of the spec, which are
+    not conditioned themselves, in a supervised model."""
+    names = list(spec.model.encoders)
+    out: dict[str, list[str]] = {}
+    for mod in names:
+        path = f"model.encoders.{mod}.params.condition_on"
+        value = params[f"model.encoders.{mod}"].get("condition_on") or []
+        value = [value] if isinstance(value, str) else list(value)
+        bad = [c for c in value if c not in names or c == mod]
+        if bad:
+            others = ", ".join(n for n in names if n != mod) or "none"
+            raise SpecError(
+                path,
+                f"{', '.join(map(repr, bad))} is not another encoder of model.encoders",
+                hint=f"condition on one of: {others}",
+            )
+        if value and spec.model.type != "supervised":
+            raise SpecError(
+                path,
+                f"conditioned encoders need a supervised model (encoders → fusion → head), "
+                f"not model.type {spec.model.type!r}",
+                hint="remove condition_on, or use model.type: supervised",
+            )
+        out[mod] = value
+    for mod, conds in out.items():
+        chained = [c for c in conds if out[c]]
+        if chained:
+            raise SpecError(
+                f"model.encoders.{mod}.params.condition_on",
+                f"{', '.join(map(repr, chained))} is conditioned itself; conditions are one level "
+                "deep",
+                hint="condition on unconditioned encoders only (e.g. the instruction's)",
+            )
+    return out
 
 
 def _raw_transforms(
@@ -407,6 +453,7 @@ def _source_of(name: str) -> str:
         "in_dims": "the encoders' outputs",
         "in_features": "the encoders' outputs",
         "modality": "the data set's modality",
+        "condition_dim": "the outputs of the encoders named in condition_on",
         "target": "the data set's target",
         "registry": "the component registry",
     }.get(name, "the pipeline")

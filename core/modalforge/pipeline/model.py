@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import torch
 from torch import Tensor, nn
 
 from modalforge.contracts import MASKS_KEY, Encoder, FeatureSpec, Fusion, Head
@@ -18,6 +19,9 @@ class MultimodalModel(nn.Module):
     mode each sample loses modality ``m`` with probability ``p_m`` (its presence mask is set
     False; see :func:`modalforge.pipeline.dropout.dropout_masks` for the rule that keeps one
     modality per sample). The encoders still run; the fusion sees the masks. No dropout in eval.
+
+    A conditioned encoder (:attr:`Encoder.condition_on`) runs after the encoders it names and
+    gets their pooled features, concatenated, as its second argument.
     """
 
     def __init__(
@@ -31,6 +35,17 @@ class MultimodalModel(nn.Module):
         if fusion is None and len(encoders) != 1:
             raise ValueError("a fusion is required with more than one encoder")
         self.encoders = nn.ModuleDict(dict(encoders))
+        self._conditions = {m: tuple(e.condition_on) for m, e in encoders.items()}
+        for name, conds in self._conditions.items():
+            bad = [c for c in conds if c not in encoders or c == name or self._conditions[c]]
+            if bad:
+                raise ValueError(
+                    f"encoder {name!r} is conditioned on {bad}, which are not other, "
+                    "unconditioned encoders of this model"
+                )
+        # conditions first; within each group the encoders' own order
+        self._order = sorted(self.encoders, key=lambda m: bool(self._conditions[m]))
+        self._is_condition = {c for conds in self._conditions.values() for c in conds}
         self.fusion = fusion
         self.head = head
         self.modality_dropout = check_dropout(modality_dropout or {}, tuple(self.encoders))
@@ -49,12 +64,18 @@ class MultimodalModel(nn.Module):
 
     def encode(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Per-modality features; token-level where the fusion consumes tokens."""
-        out = {}
-        for name, encoder in self.encoders.items():
+        out: dict[str, Tensor] = {}
+        pooled: dict[str, Tensor] = {}
+        for name in self._order:
+            encoder = self.encoders[name]
             wants_tokens = self.fusion is not None and self.fusion.in_features[name].tokens
-            x = batch[name]
-            out[name] = encoder.forward_tokens(x) if wants_tokens else encoder(x)
-        return out
+            args = (batch[name],)
+            if self._conditions[name]:
+                args += (torch.cat([pooled[c] for c in self._conditions[name]], dim=-1),)
+            out[name] = encoder.forward_tokens(*args) if wants_tokens else encoder(*args)
+            if name in self._is_condition:
+                pooled[name] = encoder(*args) if wants_tokens else out[name]
+        return {name: out[name] for name in self.encoders}
 
     def masks(self, batch: Mapping[str, Tensor]) -> Mapping[str, Tensor] | None:
         """The presence masks the fusion sees: the batch's, plus modality dropout in training."""

@@ -1,0 +1,17 @@
+"""Observation encoders of the robotics domain."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from modalforge_robotics.encoders.layers import FiLM, SpatialSoftmax
+from modalforge_robotics.encoders.visual import VisualEncoder
+
+if TYPE_CHECKING:
+    from modalforge.registry import Registrar
+
+__all__ = ["FiLM", "SpatialSoftmax", "VisualEncoder", "register"]
+
+
+def register(registry: Registrar) -> None:
+    registry.encoder("visual", VisualEncoder, tags=("robotics", "image2d", "depth", "film"))

@@ -1,0 +1,65 @@
+"""Building blocks of the observation encoders: FiLM conditioning and spatial-softmax keypoints."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class FiLM(nn.Module):
+    """Feature-wise linear modulation ``(1 + γ) · x + β`` of ``(B, C, H, W)`` maps by a
+    condition ``(B, condition_dim)`` (RT-1, BC-Z).
+
+    The projection to ``(γ, β)`` starts at zero, so an untrained FiLM layer is the identity and a
+    pretrained trunk keeps its behaviour until the condition is learnt.
+    """
+
+    def __init__(self, condition_dim: int, channels: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(condition_dim, 2 * channels)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: Tensor, condition: Tensor) -> Tensor:
+        gamma, beta = self.proj(condition.to(x.dtype)).chunk(2, dim=-1)
+        return (1 + gamma)[:, :, None, None] * x + beta[:, :, None, None]
+
+
+class SpatialSoftmax(nn.Module):
+    """``(B, C, H, W)`` → ``(B, 2K)``: the expected ``(x, y)`` in ``[-1, 1]`` of each of ``K``
+    keypoint maps under a softmax over positions (Levine et al. 2016; robomimic's default pooling).
+
+    ``num_keypoints`` adds a 1×1 convolution from ``C`` maps to ``K``; without it ``K = C``. The
+    softmax temperature is learnt (``learn_temperature``) from ``temperature``.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        num_keypoints: int | None = None,
+        temperature: float = 1.0,
+        learn_temperature: bool = True,
+    ) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.keypoints = (
+            nn.Conv2d(channels, num_keypoints, kernel_size=1)
+            if num_keypoints is not None
+            else nn.Identity()
+        )
+        self.num_keypoints = num_keypoints or channels
+        log_t = torch.tensor(float(temperature)).log()
+        self.log_temperature = nn.Parameter(log_t, requires_grad=learn_temperature)
+
+    def forward(self, maps: Tensor) -> Tensor:
+        maps = self.keypoints(maps)
+        b, k, h, w = maps.shape
+        weights = F.softmax(maps.flatten(2).float() / self.log_temperature.exp(), dim=-1)
+        ys = torch.linspace(-1.0, 1.0, h, device=maps.device)
+        xs = torch.linspace(-1.0, 1.0, w, device=maps.device)
+        grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+        x = (weights * grid_x.reshape(1, 1, -1)).sum(-1)
+        y = (weights * grid_y.reshape(1, 1, -1)).sum(-1)
+        return torch.stack([x, y], dim=-1).reshape(b, 2 * k).to(maps.dtype)
