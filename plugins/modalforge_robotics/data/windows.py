@@ -222,7 +222,9 @@ class EpisodeReader(DatasetReader):
         if self.state_keys:
             dims = [math.prod(info[k][0][1:]) for k in self.state_keys]
             features = [
-                f"{k}[{i}]" if d > 1 else k for k, d in zip(self.state_keys, dims) for i in range(d)
+                f"{k}[{i}]" if d > 1 else k
+                for k, d in zip(self.state_keys, dims, strict=True)
+                for i in range(d)
             ]
             if h > 1:
                 features = [f"{f}@t-{h - 1 - j}" for j in range(h) for f in features]
@@ -334,5 +336,5 @@ class EpisodeWindows(Dataset):
 
     def modality_samples(self, name: str) -> Iterator[Any]:
         """One modality of every sample (``state`` without decoding images, for fitting)."""
-        for e, t in zip(self._episode, self._step):
+        for e, t in zip(self._episode, self._step, strict=True):
             yield self.reader.sample(int(e), int(t), only=name)[name]

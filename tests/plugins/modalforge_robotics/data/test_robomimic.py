@@ -48,7 +48,7 @@ def test_round_trip_and_plain_h5py_layout(tmp_path, episodes) -> None:
     assert env_meta == {"env_name": "tabletop"}
     assert masks == {"train": ["demo_0", "demo_1", "demo_2", "demo_3"]}
     assert len(back) == len(episodes)
-    for ep, got in zip(episodes, back):
+    for ep, got in zip(episodes, back, strict=True):
         assert set(got["obs"]) == set(ep["obs"])
         for k in ep["obs"]:
             np.testing.assert_array_equal(got["obs"][k], ep["obs"][k])
@@ -197,7 +197,7 @@ def test_dataloader_workers_give_the_same_samples(tmp_path, episodes, in_memory)
     batches = list(torch.utils.data.DataLoader(data, batch_size=4, num_workers=2))
     serial = list(torch.utils.data.DataLoader(data, batch_size=4, num_workers=0))
     assert len(batches) == len(serial)
-    for b, s in zip(batches, serial):
+    for b, s in zip(batches, serial, strict=True):
         for k in ("image_front", "depth_front", "state", "target", PAD_KEY):
             torch.testing.assert_close(b[k], s[k])
         assert b["instruction"] == s["instruction"]
