@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from modalforge_robotics.data.episode import Episode, check_chw_image, check_episode
+from modalforge_robotics.data.lerobot import LeRobotDataset, write_lerobot
 from modalforge_robotics.data.normalize import ActionNormalizer
 from modalforge_robotics.data.robomimic import RobomimicDataset, read_robomimic, write_robomimic
 from modalforge_robotics.data.windows import PAD_KEY
@@ -20,11 +21,13 @@ __all__ = [
     "PAD_KEY",
     "ActionNormalizer",
     "Episode",
+    "LeRobotDataset",
     "RobomimicDataset",
     "check_chw_image",
     "check_episode",
     "read_robomimic",
     "register",
+    "write_lerobot",
     "write_robomimic",
 ]
 
@@ -32,3 +35,4 @@ __all__ = [
 def register(registry: Registrar) -> None:
     """Register the ``robomimic`` (and ``lerobot``) episode readers."""
     registry.dataset("robomimic", RobomimicDataset, tags=("robotics", "hdf5", "episodes"))
+    registry.dataset("lerobot", LeRobotDataset, tags=("robotics", "parquet", "episodes"))

@@ -97,7 +97,9 @@ def test_missing_empty_truncated_and_foreign_files(tmp_path) -> None:
 def test_bad_episode_fields() -> None:
     ep = make_episode(0)
     with pytest.raises(DataError, match="episode 2: 'instruction' must be a str"):
-        write_robomimic("unused.hdf5", [make_episode(1), make_episode(2), dict(ep, instruction=3)], {})
+        write_robomimic(
+            "unused.hdf5", [make_episode(1), make_episode(2), dict(ep, instruction=3)], {}
+        )
     with pytest.raises(DataError, match="episode 0: meta key 'lang' is reserved"):
         write_robomimic("unused.hdf5", [dict(ep, meta={"lang": "x"})], {})
     with pytest.raises(DataError, match="no episodes to write"):
