@@ -18,20 +18,25 @@ $(STAMP): pyproject.toml
 	$(PY) -c "import modalforge, torch, timm, transformers, monai, sklearn" 
 	touch $(STAMP)
 
-# Debian's chromium: the browser tests render the HTML reports (tests/apps/report). Idempotent:
-# nothing happens when chromium is on PATH. Installs with apt-get as root or through `sudo -n`;
-# where neither works it only warns (those tests then skip, and fail under CI=true).
+# System packages, from Debian: chromium (the browser tests render the HTML reports,
+# tests/apps/report) and libegl1 (MuJoCo renders gymnasium's Reacher-v5 headless with
+# MUJOCO_GL=egl). Idempotent: nothing happens when both are present. Installs with apt-get as
+# root or through `sudo -n`; where neither works it only warns (those tests then skip, and fail
+# under CI=true).
 system-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	ldconfig -p 2>/dev/null | grep -q 'libEGL.so.1 ' || missing="$$missing libegl1"; \
+	[ -z "$$missing" ] || { \
 	  if [ "$$(id -u)" = 0 ]; then sudo=; \
 	  elif command -v sudo >/dev/null 2>&1; then sudo="sudo -n"; \
 	  else sudo=none; fi; \
 	  if [ "$$sudo" = none ] || ! command -v apt-get >/dev/null 2>&1; then \
-	    echo "warning: chromium is not installed and cannot be installed here (needs apt-get as root or sudo): the browser tests will skip" >&2; \
+	    echo "warning:$$missing not installed and cannot be installed here (needs apt-get as root or sudo): the tests that need them will skip" >&2; \
 	  else \
-	    echo "installing chromium (apt-get) for the browser tests" >&2; \
-	    { $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends chromium; } >/dev/null \
-	      || echo "warning: installing chromium failed: the browser tests will skip" >&2; \
+	    echo "installing$$missing (apt-get) for the browser and MuJoCo tests" >&2; \
+	    { $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; } >/dev/null \
+	      || echo "warning: installing$$missing failed: the tests that need them will skip" >&2; \
 	  fi; }
 
 demo: venv

@@ -17,6 +17,7 @@ __all__ = ["register_components"]
 @hookimpl
 def register_components(registry: Registrar) -> None:
     """Each submodule registers its own components."""
-    from modalforge_robotics import encoders
+    from modalforge_robotics import data, encoders
 
+    data.register(registry)
     encoders.register(registry)

@@ -85,3 +85,10 @@ class DatasetReader(ABC):
         """Per-sample values by name (a manifest's columns, an image's file name), one per
         sample in order, read without loading the samples; ``data.split.group`` names one."""
         return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the reader learned from its training split that inference needs without the
+        data (JSON values, e.g. an episode reader's action statistics, by which it normalised
+        the targets). Stored in every checkpoint (``trainer.dataset`` of ``state.json``) and
+        given back by :func:`~modalforge.pipeline.load_trained` as ``dataset_state``."""
+        return {}

@@ -76,6 +76,9 @@ class SplitReader(DatasetReader):
             )
         self.indices = assign(reader, self.source, split, name=name)
 
+    def state_dict(self) -> dict[str, Any]:
+        return self.reader.state_dict()
+
     def __getattr__(self, name: str) -> Any:  # noqa: ANN401 - the wrapped reader's attribute
         if name in {"reader", "spec", "source", "indices"}:  # not yet set: no recursion
             raise AttributeError(name)

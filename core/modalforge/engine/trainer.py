@@ -445,6 +445,9 @@ class Trainer:
         transforms = self.pipeline.transform_state()
         if transforms:
             extra["transforms"] = transforms
+        dataset_state = self.pipeline.dataset.state_dict()
+        if dataset_state:
+            extra["dataset"] = dataset_state
         if self.dist.enabled:
             extra["world_size"] = self.dist.world_size
             extra["rng_ranks"] = self.dist.all_gather_object(capture_rng_state())

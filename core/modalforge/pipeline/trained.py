@@ -8,7 +8,7 @@ before anything is built; the model runs on ``train.device`` in eval mode.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +21,15 @@ from modalforge.spec import PipelineSpec, load_spec
 
 @dataclass
 class TrainedPipeline:
-    """A pipeline whose model holds a checkpoint's weights, in eval mode on ``device``."""
+    """A pipeline whose model holds a checkpoint's weights, in eval mode on ``device``;
+    ``dataset_state`` is what the data set reader stored with them (its ``state_dict()``)."""
 
     pipeline: Pipeline
     model: nn.Module
     device: torch.device
     precision: Any  # modalforge.engine.runtime.Precision
     checkpoint: Path
+    dataset_state: dict[str, Any] = field(default_factory=dict)
 
     @property
     def spec(self) -> PipelineSpec:
@@ -56,5 +58,8 @@ def load_trained(
     precision = Precision(spec.train.precision, where)
     model = pipeline.model.to(where).eval()
     state = load_checkpoint(checkpoint, model=model)
-    pipeline.load_transform_state((state.get("trainer") or {}).get("transforms"))
-    return TrainedPipeline(pipeline, model, where, precision, Path(state["path"]))
+    trainer = state.get("trainer") or {}
+    pipeline.load_transform_state(trainer.get("transforms"))
+    return TrainedPipeline(
+        pipeline, model, where, precision, Path(state["path"]), dict(trainer.get("dataset") or {})
+    )
