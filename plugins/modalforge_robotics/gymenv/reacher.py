@@ -10,6 +10,7 @@ the target's centre (default: the target sphere's own radius in the model, 9 mm)
 from __future__ import annotations
 
 import os
+import string
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ TOP_DOWN_CAMERA = {
     "trackbodyid": -1,
 }
 INSTRUCTION = "reach the red target"
+INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " .,;:'-"
 
 
 def make_reacher(image_size: int = 64, success_radius: float | None = None, **kwargs: Any):  # noqa: ANN201
@@ -62,7 +64,7 @@ class PixelsAndProprio(_wrapper_base()):
             {
                 "rgb": gym.spaces.Box(0, 255, (*size, 3), np.uint8),
                 "state": gym.spaces.Box(-np.inf, np.inf, (6,), np.float32),
-                "instruction": gym.spaces.Text(64),
+                "instruction": gym.spaces.Text(64, charset=INSTRUCTION_CHARSET),
             }
         )
 
