@@ -63,6 +63,16 @@ class _no_warnings:
         self._ctx.__exit__(*exc)
 
 
+def test_make_passes_keyword_arguments_to_the_env():
+    register_envs()
+    env = gymnasium.make(
+        "modalforge/TabletopPush-v0", combinations="heldout", image_size=32, num_objects=2
+    )
+    obs, info = env.reset(seed=0)
+    assert obs["rgb"].shape == (32, 32, 3) and len(env.unwrapped.blocks) == 2
+    assert info["heldout"] and env.unwrapped.max_steps == 120
+
+
 def test_observation_shapes_dtypes_and_space():
     env = TabletopEnv(task="push", image_size=48)
     obs, info = env.reset(seed=1)
