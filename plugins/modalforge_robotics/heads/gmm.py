@@ -100,9 +100,7 @@ class GMMActionHead(ActionHead):
         if not sample:
             return mean.clamp(-1.0, 1.0)
         std = stds.gather(-2, index).squeeze(-2)
-        noise = torch.randn(
-            mean.shape, generator=generator, device=mean.device, dtype=mean.dtype
-        )
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         return (mean + std * noise).clamp(-1.0, 1.0)
 
 
