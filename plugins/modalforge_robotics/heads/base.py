@@ -61,6 +61,19 @@ def action_mlp(
         raise SpecError(f"{path}.params", str(exc)) from None
 
 
+def draw_categorical(probs: Tensor, generator: torch.Generator | None) -> Tensor:
+    """One index per row of ``probs`` ``(N, C)``, drawn with ``generator`` (on its device)."""
+    source = generator.device if generator is not None else probs.device
+    drawn = torch.multinomial(probs.to(source), 1, generator=generator)
+    return drawn.to(probs.device).squeeze(-1)
+
+
+def draw_normal(like: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Standard normal noise shaped, typed and placed like ``like``, drawn with ``generator``."""
+    source = generator.device if generator is not None else like.device
+    return torch.randn(like.shape, generator=generator, device=source).to(like)
+
+
 class ActionHead(Head):
     """A policy's action head: features ``(B, in_dim)`` in, an action-chunk distribution out.
 

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from modalforge.contracts import LossOutput, Target
 from modalforge.errors import SpecError
-from modalforge_robotics.heads.base import ActionHead, ActionLoss, action_mlp
+from modalforge_robotics.heads.base import ActionHead, ActionLoss, action_mlp, draw_categorical
 
 
 def bin_index(values: Tensor, bins: int) -> Tensor:
@@ -68,7 +68,7 @@ class BinnedActionHead(ActionHead):
         logits = self._own(outputs)
         if sample:
             probs = logits.float().softmax(dim=-1).reshape(-1, self.bins)
-            index = torch.multinomial(probs, 1, generator=generator).reshape(logits.shape[:-1])
+            index = draw_categorical(probs, generator).reshape(logits.shape[:-1])
         else:
             index = logits.argmax(dim=-1)
         return self.centres.to(logits.device)[index]

@@ -33,7 +33,7 @@ from modalforge_generators.noise_schedule import (
     Schedule,
     ddim_sample,
 )
-from modalforge_robotics.heads.base import ActionHead, ActionLoss
+from modalforge_robotics.heads.base import ActionHead, ActionLoss, draw_normal
 
 
 class DiffusionActionHead(ActionHead):
@@ -102,8 +102,8 @@ class DiffusionActionHead(ActionHead):
         n = actions.shape[0]
         source = generator.device if generator is not None else actions.device
         t = torch.randint(0, self.schedule.timesteps, (n,), generator=generator, device=source)
-        noise = torch.randn(actions.shape, generator=generator, device=source)
-        t, noise = t.to(actions.device), noise.to(actions)
+        noise = draw_normal(actions, generator)
+        t = t.to(actions.device)
         x_t = self.schedule.add_noise(actions, noise, t)
         out = self.denoiser(x_t, t, cond)
         goal = self.schedule.target(actions, noise, t)
@@ -168,7 +168,6 @@ class ActionDiffusionLoss(ActionLoss):
                 "diffusion_action head",
                 hint="call loss.bind_model(model) after building the pipeline",
             )
-        if (head.horizon, head.action_dim) != tuple(y.shape[1:]):
-            self.check_chunks((y.shape[0], head.horizon, head.action_dim), y)
+        self.check_chunks((y.shape[0], head.horizon, head.action_dim), y)
         loss = self.reduce(head.diffusion_loss(cond, y), batch)
         return LossOutput(loss, {self.name: loss})

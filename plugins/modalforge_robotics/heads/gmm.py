@@ -18,7 +18,13 @@ from torch import Tensor
 
 from modalforge.contracts import LossOutput, Target
 from modalforge.errors import DataError, SpecError
-from modalforge_robotics.heads.base import ActionHead, ActionLoss, action_mlp
+from modalforge_robotics.heads.base import (
+    ActionHead,
+    ActionLoss,
+    action_mlp,
+    draw_categorical,
+    draw_normal,
+)
 
 
 def split_gmm(params: Tensor, action_dim: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -92,7 +98,7 @@ class GMMActionHead(ActionHead):
         means, stds, logits = split_gmm(self._own(outputs), self.action_dim)
         if sample:
             probs = logits.float().softmax(dim=-1).reshape(-1, self.modes)
-            mode = torch.multinomial(probs, 1, generator=generator).reshape(logits.shape[:-1])
+            mode = draw_categorical(probs, generator).reshape(logits.shape[:-1])
         else:
             mode = logits.argmax(dim=-1)
         index = mode[..., None, None].expand(*mode.shape, 1, self.action_dim)
@@ -100,8 +106,7 @@ class GMMActionHead(ActionHead):
         if not sample:
             return mean.clamp(-1.0, 1.0)
         std = stds.gather(-2, index).squeeze(-2)
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        return (mean + std * noise).clamp(-1.0, 1.0)
+        return (mean + std * draw_normal(mean, generator)).clamp(-1.0, 1.0)
 
 
 class ActionGMMNLLLoss(ActionLoss):

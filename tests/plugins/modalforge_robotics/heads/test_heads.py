@@ -157,8 +157,21 @@ def test_each_head_learns_a_fixed_mapping(index):
 def test_registered_components_and_typed_params():
     registry = Registry()
     register(Registrar(registry, "robotics"))
-    assert set(registry.names("head")) >= {"mse_action", "gmm_action", "binned_action"}
-    assert set(registry.names("loss")) >= {"action_mse", "action_gmm_nll", "action_bins_ce"}
+    assert set(registry.names("head")) == {
+        "mse_action",
+        "gmm_action",
+        "binned_action",
+        "diffusion_action",
+    }
+    assert set(registry.names("loss")) == {
+        "action_mse",
+        "action_gmm_nll",
+        "action_bins_ce",
+        "action_diffusion",
+    }
+    for component in registry:  # every signature is a valid, typed params schema
+        fields = set(component.params_model.model_fields)
+        assert "target" not in fields and "in_dim" not in fields, component.name
     info = registry.get("head", "gmm_action")
     params = validate_params(info, {"modes": 2}, "model.head")
     head = instantiate(info, params, "model.head", in_dim=6, target=TARGET)
