@@ -75,8 +75,10 @@ class BinnedActionHead(ActionHead):
 
 
 class ActionBinsCELoss(ActionLoss):
-    """Cross-entropy of ``binned_action``'s logits to the bin of each target value (optional
-    ``label_smoothing``), averaged over the action dimensions and the unpadded steps."""
+    """Cross-entropy of ``binned_action``'s logits to the bin of each target value.
+
+    With optional ``label_smoothing``; averaged over the action dimensions and unpadded steps.
+    """
 
     name: ClassVar[str] = "action_bins_ce"
     head: ClassVar[str] = "binned_action"

@@ -37,7 +37,7 @@ from modalforge_robotics.heads.base import ActionHead, ActionLoss, draw_normal
 
 
 class DiffusionActionHead(ActionHead):
-    """A conditional denoiser over the ``(k, A)`` chunk; ``act`` runs DDIM.
+    """Diffusion Policy: a denoiser over the ``(k, A)`` chunk conditioned on the features.
 
     ``timesteps`` training noise levels (``schedule``: cosine, as Diffusion Policy's
     ``squaredcos_cap_v2``), ``prediction`` of ``eps`` (Diffusion Policy) or ``v``, and
@@ -136,8 +136,11 @@ class DiffusionActionHead(ActionHead):
 
 
 class ActionDiffusionLoss(ActionLoss):
-    """``diffusion_action``'s denoising MSE (of ``ε`` or ``v``), averaged over the action
-    dimensions and the unpadded steps. Needs :meth:`bind_model` (the pipeline builder's job)."""
+    """The denoising MSE (of ``ε`` or ``v``) of the ``diffusion_action`` head.
+
+    Averaged over the action dimensions and the unpadded steps. Needs :meth:`bind_model` (the
+    pipeline builder's job) to reach the head's denoiser.
+    """
 
     name: ClassVar[str] = "action_diffusion"
     head: ClassVar[str] = "diffusion_action"

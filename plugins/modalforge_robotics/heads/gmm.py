@@ -110,8 +110,10 @@ class GMMActionHead(ActionHead):
 
 
 class ActionGMMNLLLoss(ActionLoss):
-    """Negative log-likelihood of the target chunk under ``gmm_action``'s mixtures, averaged over
-    the unpadded steps (each step's density is over its whole ``A``-D action)."""
+    """Negative log-likelihood of the target chunk under ``gmm_action``'s mixtures.
+
+    Averaged over the unpadded steps (each step's density is over its whole ``A``-D action).
+    """
 
     name: ClassVar[str] = "action_gmm_nll"
     head: ClassVar[str] = "gmm_action"

@@ -51,8 +51,10 @@ class MLPActionHead(ActionHead):
 
 
 class ActionMSELoss(ActionLoss):
-    """Per-element ``mse``, ``l1`` or ``smooth_l1`` (Huber with ``beta``) error of ``action``
-    against the target chunk, averaged over the action dimensions and the unpadded steps."""
+    """Per-element ``mse``, ``l1`` or ``smooth_l1`` error of ``action`` against the target chunk.
+
+    ``smooth_l1`` is Huber with ``beta``; averaged over the action dimensions and unpadded steps.
+    """
 
     name: ClassVar[str] = "action_mse"
     head: ClassVar[str] = "mse_action"
