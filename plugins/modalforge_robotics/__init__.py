@@ -17,7 +17,8 @@ __all__ = ["register_components"]
 @hookimpl
 def register_components(registry: Registrar) -> None:
     """Each submodule registers its own components."""
-    from modalforge_robotics import data, encoders
+    from modalforge_robotics import data, encoders, heads
 
     data.register(registry)
     encoders.register(registry)
+    heads.register(registry)

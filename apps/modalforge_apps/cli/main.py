@@ -121,6 +121,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     p.set_defaults(handler=_lazy("modalforge_apps.cli.embed_cmd", "cmd_embed"))
 
+    p = sub.add_parser(
+        "rollout", help="run a policy in closed loop: success rate with its interval, GIF grid"
+    )
+    p.add_argument(
+        "spec", nargs="?", type=spec_path, help="the policy's spec (YAML or recipe:NAME)"
+    )
+    p.add_argument("overrides", nargs="*", metavar="a.b.c=value", help="override spec fields")
+    p.add_argument("--checkpoint", metavar="PATH", help="run folder or checkpoint of the policy")
+    p.add_argument(
+        "--env",
+        required=True,
+        help="tabletop_reach, tabletop_push, reacher (MuJoCo Reacher-v5), or a gymnasium id",
+    )
+    p.add_argument("--episodes", type=_positive_int, default=50, help="episodes (default: 50)")
+    p.add_argument("--num-envs", type=_positive_int, default=4, help="parallel environments")
+    p.add_argument("--seed", type=int, default=1000, help="episode i is reset with seed + i")
+    p.add_argument(
+        "--policy",
+        choices=("trained", "random", "expert"),
+        default="trained",
+        help="the checkpoint's policy, or a baseline: uniform random actions, the scripted expert",
+    )
+    p.add_argument(
+        "--execution",
+        choices=("ensemble", "receding", "chunk"),
+        default="ensemble",
+        help="how action chunks run: temporal ensembling (ACT), first action each step, or the "
+        "whole chunk open loop (default: ensemble)",
+    )
+    p.add_argument("--ensemble-m", type=float, default=0.01, help="ensembling weight exp(-m·i)")
+    p.add_argument("--sample", action="store_true", help="sample actions (default: most likely)")
+    p.add_argument(
+        "--shuffle-instructions",
+        action="store_true",
+        help="give each episode another episode's instruction (does the policy follow language?)",
+    )
+    p.add_argument(
+        "--env-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment parameter, e.g. combinations=heldout (repeatable)",
+    )
+    p.add_argument("--record", type=int, default=8, help="episodes kept for the GIF (default: 8)")
+    p.add_argument("--max-steps", type=_positive_int, help="cap on an episode's steps")
+    p.add_argument("--interval", choices=("wilson", "beta"), default="wilson")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: <run>/rollout_<env>)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(handler=_lazy("modalforge_apps.cli.rollout_cmd", "cmd_rollout"))
+
     p = sub.add_parser("explain", help="saliency maps (Grad-CAM, occlusion) of a classifier")
     _spec_args(p)
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="run folder or checkpoint")
@@ -268,6 +318,16 @@ def spec_path(value: str) -> str:
         return recipes.resolve(value)
     except ModalforgeError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive whole number")
+    return number
 
 
 def _spec_args(p: argparse.ArgumentParser) -> None:

@@ -22,6 +22,11 @@ class Loss(nn.Module, ABC):
 
     Losses that compare samples across the batch (contrastive) must gather across data-parallel
     ranks themselves, so that users never have to.
+
+    A loss that needs a part of the model it trains (a diffusion action head's denoiser, which
+    the training loss runs on noised targets) defines ``bind_model(model)``: the pipeline builder
+    calls it once with the built model. Keep the reference out of the loss's submodules, so the
+    model's parameters are optimised and checkpointed once, as the model's.
     """
 
     @abstractmethod

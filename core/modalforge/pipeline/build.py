@@ -194,6 +194,9 @@ def build_pipeline(spec: PipelineSpec, registry: Registry | None = None) -> Pipe
     loss = None
     if spec.loss is not None:
         loss = instantiate(info("loss", "loss"), params["loss"], "loss", target=dataset.target)
+        bind = getattr(loss, "bind_model", None)
+        if bind is not None:  # a loss that needs a part of the model (e.g. a diffusion head)
+            bind(model)
     metrics: dict[str, Metric] = {}
     for i, ref in enumerate(spec.metrics):
         path = f"metrics.{i}"

@@ -35,7 +35,7 @@ class MultimodalModel(nn.Module):
         if fusion is None and len(encoders) != 1:
             raise ValueError("a fusion is required with more than one encoder")
         self.encoders = nn.ModuleDict(dict(encoders))
-        self._conditions = {m: tuple(e.condition_on) for m, e in encoders.items()}
+        self._conditions = {m: tuple(getattr(e, "condition_on", ())) for m, e in encoders.items()}
         for name, conds in self._conditions.items():
             bad = [c for c in conds if c not in encoders or c == name or self._conditions[c]]
             if bad:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from modalforge_robotics.data.demonstrations import DemonstrationsDataset
 from modalforge_robotics.data.episode import Episode, check_chw_image, check_episode
 from modalforge_robotics.data.lerobot import LeRobotDataset, write_lerobot
 from modalforge_robotics.data.normalize import ActionNormalizer
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PAD_KEY",
     "ActionNormalizer",
+    "DemonstrationsDataset",
     "Episode",
     "LeRobotDataset",
     "RobomimicDataset",
@@ -33,6 +35,9 @@ __all__ = [
 
 
 def register(registry: Registrar) -> None:
-    """Register the ``robomimic`` (and ``lerobot``) episode readers."""
+    """Register the ``robomimic``, ``lerobot`` and ``demonstrations`` episode readers."""
     registry.dataset("robomimic", RobomimicDataset, tags=("robotics", "hdf5", "episodes"))
     registry.dataset("lerobot", LeRobotDataset, tags=("robotics", "parquet", "episodes"))
+    registry.dataset(
+        "demonstrations", DemonstrationsDataset, tags=("robotics", "expert", "episodes")
+    )

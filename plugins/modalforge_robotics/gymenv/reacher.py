@@ -30,6 +30,7 @@ INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " .,;:'-"
 def make_reacher(image_size: int = 64, success_radius: float | None = None, **kwargs: Any):  # noqa: ANN201
     """``Reacher-v5`` rendering on the CPU (``MUJOCO_GL=egl`` unless set), wrapped."""
     os.environ.setdefault("MUJOCO_GL", "egl")
+    _load_triton_first()
     import gymnasium as gym
 
     env = gym.make(
@@ -41,6 +42,20 @@ def make_reacher(image_size: int = 64, success_radius: float | None = None, **kw
         **kwargs,
     )
     return PixelsAndProprio(env, success_radius)
+
+
+def _load_triton_first() -> None:
+    """Import triton (when installed) before MuJoCo's EGL context exists.
+
+    Rendering on the CPU loads Mesa's llvmpipe (``libLLVM``); triton's ``libtriton`` carries its
+    own LLVM, and importing it *after* Mesa's crashes the process (a segmentation fault, seen
+    when torch imports ``torch._dynamo`` — and with it triton — during training or inference
+    after an environment was made). Imported first, the two coexist.
+    """
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        pass
 
 
 def _wrapper_base():  # noqa: ANN202

@@ -118,16 +118,14 @@ def test_padded_targets_do_not_change_the_engines_loss(head, loss):
     assert losses[0] == pytest.approx(losses[1], rel=1e-6)
 
 
-def test_diffusion_loss_trains_once_bound(tmp_path):
+def test_builder_binds_the_diffusion_loss_to_the_head_and_it_trains(tmp_path):
     head = {"name": "diffusion_action", "params": {"timesteps": 20, "width": 32, "layers": 1}}
     pipeline = _pipeline(head, "action_diffusion", epochs=2)
-    trainer = Trainer(pipeline, None)
-    try:
-        with pytest.raises(SpecError, match="bind_model"):
-            trainer.evaluate()
-    finally:
-        trainer.close()
-    pipeline.loss.bind_model(pipeline.model)
+    assert pipeline.loss._head is pipeline.model.head  # bound by build_pipeline
+    assert not list(pipeline.loss.parameters())  # the denoiser stays the model's alone
+    unbound = type(pipeline.loss)(pipeline.dataset.target)
+    with pytest.raises(SpecError, match="bind_model"):
+        unbound(pipeline.model({"state": torch.randn(2, 6)}), {"target": torch.zeros(2, K, A)})
     trainer = Trainer(pipeline, tmp_path)
     try:
         result = trainer.fit()
