@@ -124,6 +124,11 @@ SMOKE: dict[str, Smoke] = {
         train_keys={"loss", "loss_bce_with_logits"},
         eval_keys={"loss", "loss_bce_with_logits"} | MULTILABEL_CLINICAL,
     ),
+    "robotics_tabletop_reach": Smoke(
+        ("data.batch_size=8", f"{STUDIES}.episodes=3", f"{STUDIES}.val_episodes=1"),
+        train_keys={"loss", "loss_action_mse"},
+        eval_keys={"loss", "loss_action_mse"},
+    ),
 }
 # Which submodule of a chained recipe holds the upstream run's model, and under which prefix.
 FROZEN_FROM_UPSTREAM = {TOKENIZER: ("image_tokenizer.", ""), CONDITION: ("encoders.text.",) * 2}

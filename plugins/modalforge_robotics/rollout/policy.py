@@ -101,6 +101,22 @@ class TrainedPolicy:
         normalised = torch.stack(actions).cpu().numpy()
         return np.asarray(self.normalizer.unnormalize(normalised), dtype=np.float32)
 
+    def _check_shapes(self, sample: dict[str, Any]) -> None:
+        """Each observation modality has the shape the policy was trained on."""
+        modalities = self.trained.pipeline.dataset.modalities
+        for name, value in sample.items():
+            expected = modalities[name].shape if name in modalities else None
+            if expected is None or not isinstance(value, torch.Tensor):
+                continue
+            if tuple(value.shape) != tuple(expected):
+                key = modalities[name].metadata.get("key", name)
+                raise DataError(
+                    f"the environment's {key!r} observation gives {name} of shape "
+                    f"{tuple(value.shape)}, but the policy was trained on {tuple(expected)}",
+                    hint="roll out in the environment (and with the --env-param values, e.g. "
+                    "image_size) the demonstrations came from",
+                )
+
     @torch.no_grad()
     def predict(self, slots: Sequence[int]) -> torch.Tensor:
         """The normalised chunks ``(len(slots), k, A)`` for the slots' current observations."""
@@ -110,6 +126,7 @@ class TrainedPolicy:
         samples = []
         for slot in slots:
             sample = self.frames.sample(slot)
+            self._check_shapes(sample)
             for name, chain in self._chains.items():
                 if name in sample:
                     sample[name] = chain(sample[name])
