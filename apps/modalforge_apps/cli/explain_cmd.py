@@ -14,7 +14,7 @@ from typing import Any
 
 from modalforge.contracts import TARGET_KEY, TargetKind
 from modalforge.errors import DataError, ModalforgeError
-from modalforge_apps.cli.inference import check_split, indexable, load_model
+from modalforge_apps.cli.inference import check_split, indexable, load_model, run_folder
 
 REPORT_FILE = "report.html"
 
@@ -105,11 +105,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _default_out(checkpoint: Path) -> Path:
-    """``<run folder>/explain``: the folder above ``checkpoints/`` if the path is inside one."""
-    parts = checkpoint.resolve().parts
-    if "checkpoints" in parts:
-        return Path(*parts[: len(parts) - 1 - parts[::-1].index("checkpoints")]) / "explain"
-    return (checkpoint if checkpoint.is_dir() else checkpoint.parent) / "explain"
+    """``<run folder>/explain``."""
+    return run_folder(checkpoint) / "explain"
 
 
 def _label(value: Any, kind: TargetKind, names: tuple[str, ...]) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,6 +35,15 @@ class EmbeddedSplit:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+def run_folder(checkpoint: Path) -> Path:
+    """The run folder of a checkpoint path: the folder above ``checkpoints/`` if the path is
+    inside one, else the path itself (a folder) or its parent (a file)."""
+    parts = checkpoint.resolve().parts
+    if "checkpoints" in parts:
+        return Path(*parts[: len(parts) - 1 - parts[::-1].index("checkpoints")])
+    return checkpoint if checkpoint.is_dir() else checkpoint.parent
 
 
 def load_model(args: argparse.Namespace) -> Loaded:

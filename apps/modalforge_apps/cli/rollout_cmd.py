@@ -202,13 +202,9 @@ def _out_folder(args: argparse.Namespace) -> Path:
             "--out is needed for a baseline (there is no run folder to write into)",
             hint="pass --out DIR",
         )
-    checkpoint = Path(args.checkpoint).resolve()
-    parts = checkpoint.parts
-    run = (
-        Path(*parts[: len(parts) - 1 - parts[::-1].index("checkpoints")])
-        if "checkpoints" in parts
-        else checkpoint
-    )
+    from modalforge_apps.cli.inference import run_folder
+
+    run = run_folder(Path(args.checkpoint))
     tag = "_shuffled" if args.shuffle_instructions else ""
     return run / f"rollout_{args.env.replace('/', '_')}{tag}"
 

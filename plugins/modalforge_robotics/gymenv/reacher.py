@@ -13,6 +13,7 @@ import os
 import string
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 LINK_LENGTHS = (0.1, 0.11)  # shoulder → elbow, elbow → fingertip (reacher.xml)
@@ -31,8 +32,6 @@ def make_reacher(image_size: int = 64, success_radius: float | None = None, **kw
     """``Reacher-v5`` rendering on the CPU (``MUJOCO_GL=egl`` unless set), wrapped."""
     os.environ.setdefault("MUJOCO_GL", "egl")
     _load_triton_first()
-    import gymnasium as gym
-
     env = gym.make(
         "Reacher-v5",
         render_mode="rgb_array",
@@ -58,18 +57,10 @@ def _load_triton_first() -> None:
         pass
 
 
-def _wrapper_base():  # noqa: ANN202
-    import gymnasium as gym
-
-    return gym.Wrapper
-
-
-class PixelsAndProprio(_wrapper_base()):
+class PixelsAndProprio(gym.Wrapper):
     """``Reacher-v5`` → ``{"rgb", "state", "instruction"}`` observations and ``is_success``."""
 
     def __init__(self, env: Any, success_radius: float | None = None) -> None:  # noqa: ANN401
-        import gymnasium as gym
-
         super().__init__(env)
         model = env.unwrapped.model
         target = model.geom("target")
