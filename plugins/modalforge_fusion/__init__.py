@@ -1,7 +1,7 @@
 """Built-in fusions of per-modality features, all mask aware.
 
 Pooled: ``concat``, ``mean``, ``sum``, ``max``, ``gmu``, ``tensor``, ``low_rank_tensor``,
-``film``, ``late``. Token level: ``cross_attention``, ``bottleneck``.
+``film``, ``late``. Token level: ``cross_attention``, ``bottleneck``, ``token_learner``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from modalforge_fusion.late import LateFusion
 from modalforge_fusion.mean import MeanFusion
 from modalforge_fusion.reduce import MaxFusion, SumFusion
 from modalforge_fusion.tensor import LowRankTensorFusion, TensorFusion
+from modalforge_fusion.token_learner import TokenLearner, TokenLearnerFusion
 
 if TYPE_CHECKING:
     from modalforge.registry import Registrar
@@ -33,6 +34,8 @@ __all__ = [
     "MeanFusion",
     "SumFusion",
     "TensorFusion",
+    "TokenLearner",
+    "TokenLearnerFusion",
     "register_components",
 ]
 
@@ -50,3 +53,4 @@ def register_components(registry: Registrar) -> None:
     registry.fusion("late", LateFusion, tags=("late",))
     registry.fusion("cross_attention", CrossAttentionFusion, tags=("attention", "tokens"))
     registry.fusion("bottleneck", BottleneckFusion, tags=("attention", "tokens"))
+    registry.fusion("token_learner", TokenLearnerFusion, tags=("attention", "tokens", "robotics"))

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from modalforge.contracts import DomainAdapter
+from modalforge.contracts.adapter import spec_dataset
 from modalforge.modality import Modality, ModalityKind
 
 LOADER_KINDS = {
@@ -124,7 +125,7 @@ class MedicalDomain(DomainAdapter):
         return self._defaults(declared_kinds(spec), spec)
 
     def _intensity(self, spec: Mapping[str, Any]) -> tuple[float, float] | None:
-        if self.intensity_range is None and _dataset(spec).get("name") == "synthetic_studies":
+        if self.intensity_range is None and spec_dataset(spec).get("name") == "synthetic_studies":
             return (0.0, 1000.0)
         return self.intensity_range
 
@@ -185,7 +186,7 @@ class MedicalDomain(DomainAdapter):
 def declared_kinds(spec: Mapping[str, Any]) -> dict[str, ModalityKind]:
     """The modalities a spec's data declares, by name, where the reader says so in the spec:
     a ``manifest``'s columns (by loader) or ``synthetic_studies``' parts."""
-    dataset = _dataset(spec)
+    dataset = spec_dataset(spec)
     params = dataset.get("params") or {}
     if not isinstance(params, Mapping):
         return {}
@@ -208,17 +209,8 @@ def declared_kinds(spec: Mapping[str, Any]) -> dict[str, ModalityKind]:
     return {}
 
 
-def _dataset(spec: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``data.dataset`` of a raw spec as a mapping (``{}`` where it is absent or malformed)."""
-    data = spec.get("data") if isinstance(spec, Mapping) else None
-    dataset = data.get("dataset") if isinstance(data, Mapping) else None
-    if isinstance(dataset, str):
-        return {"name": dataset}
-    return dataset if isinstance(dataset, Mapping) else {}
-
-
 def _multilabel(spec: Mapping[str, Any]) -> bool:
-    dataset = _dataset(spec)
+    dataset = spec_dataset(spec)
     params = dataset.get("params") or {}
     if not isinstance(params, Mapping):
         return False

@@ -18,7 +18,11 @@ __all__ = ["register_components"]
 def register_components(registry: Registrar) -> None:
     """Each submodule registers its own components."""
     from modalforge_robotics import data, encoders, heads
+    from modalforge_robotics.adapter import RoboticsDomain
 
     data.register(registry)
     encoders.register(registry)
     heads.register(registry)
+    registry.adapter(
+        "robotics", RoboticsDomain, tags=("robotics", "image2d", "depth", "lowdim", "text")
+    )

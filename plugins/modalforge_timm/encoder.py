@@ -55,7 +55,7 @@ class TimmEncoder(Encoder):
         super().__init__(modality)
         timm = require("timm", package="timm")
         field = f"model.encoders.{modality.name}.params"
-        _check_model_name(timm, model_name, f"{field}.model_name")
+        check_model_name(timm, model_name, f"{field}.model_name")
         if global_pool == "":
             raise SpecError(
                 f"{field}.global_pool",
@@ -195,7 +195,7 @@ def _check_lock(field: str, freeze: bool, unlocked_groups: int, freeze_bn_stats:
         )
 
 
-def _check_model_name(timm: Any, name: str, field: str) -> None:
+def check_model_name(timm: Any, name: str, field: str) -> None:
     if name.startswith(("hf-hub:", "hf_hub:", "local-dir:")):
         return
     if timm.is_model(name):

@@ -11,6 +11,10 @@ A grid file looks like::
       - {model.encoders: {image: cnn}, model.fusion: concat}   # e.g. a unimodal baseline
     seeds: [0, 1, 2]              # default [0, 1, 2]; every cell runs once per seed
     folds: 5                      # optional: k-fold cross-validation, every seed once per fold
+    rollout:                      # optional: closed-loop metrics of robotics policies
+      env: tabletop_reach         # after training, each run's policy runs `episodes` seeded
+      episodes: 20                # episodes (the same for every run): rollout_success (and
+                                  # its Wilson interval), rollout_return, rollout_length
 
 An axis value ``null`` on a mapping entry removes that entry (e.g. ``model.encoders.tabular:
 [null]`` gives a unimodal baseline). A cell is one combination of axis values; a run is a cell
@@ -25,7 +29,7 @@ import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -39,6 +43,20 @@ _REMOVE = object()
 
 class GridError(ModalforgeError):
     """A benchmark grid is malformed, names unknown components, or clashes with an output folder."""
+
+
+class RolloutConfig(BaseModel):
+    """A grid's closed-loop evaluation: every trained run is rolled out in ``env``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    env: str = Field(description="environment (as `modalforge rollout --env`)")
+    episodes: int = Field(20, ge=1, description="seeded episodes per run")
+    num_envs: int = Field(1, ge=1, description="environments stepped in parallel")
+    seed: int = Field(1000, ge=0, description="episode i is reset with seed + i")
+    env_params: dict[str, Any] = Field(default_factory=dict, description="environment params")
+    execution: Literal["ensemble", "receding", "chunk"] = "ensemble"
+    success_at: Literal["any", "final"] | None = None
 
 
 class Grid(BaseModel):
@@ -60,6 +78,9 @@ class Grid(BaseModel):
         None, ge=2, description="k-fold cross-validation: every cell × seed runs once per fold"
     )
     rank_by: str | None = Field(None, description="metric that sorts the leaderboard")
+    rollout: RolloutConfig | None = Field(
+        None, description="closed-loop evaluation of each trained policy (robotics)"
+    )
 
     @field_validator("axes")
     @classmethod
@@ -141,6 +162,8 @@ class LoadedGrid:
         what = {"base": self.base, "axes": g.axes, "extra": g.extra_cells, "seeds": g.seeds}
         if g.folds:
             what["folds"] = g.folds
+        if g.rollout is not None:
+            what["rollout"] = g.rollout.model_dump()
         return _hash(what, 16)
 
     def cell_dict(self, cell: Cell, seed: int, fold: int | None = None) -> dict[str, Any]:

@@ -113,8 +113,13 @@ def run_bench(
     summary.resumed = len(loaded.cells) * len(loaded.replicates) - len(todo)
     if summary.resumed:
         log(f"{summary.resumed} run(s) already finished; {len(todo)} to go")
+    rollout = loaded.grid.rollout.model_dump() if loaded.grid.rollout is not None else None
     jobs = [
-        Job(_meta(c, s, f), loaded.cell_dict(c, s, f), str(out / "runs" / c.run_id(s, f)))
+        Job(
+            _meta(c, s, f, rollout),
+            loaded.cell_dict(c, s, f),
+            str(out / "runs" / c.run_id(s, f)),
+        )
         for c, s, f in todo
     ]
 
@@ -132,7 +137,9 @@ def run_bench(
     return summary
 
 
-def _meta(cell: Cell, seed: int, fold: int | None = None) -> dict[str, Any]:
+def _meta(
+    cell: Cell, seed: int, fold: int | None = None, rollout: dict[str, Any] | None = None
+) -> dict[str, Any]:
     meta = {
         "cell_id": cell.cell_id,
         "run_id": cell.run_id(seed, fold),
@@ -142,6 +149,8 @@ def _meta(cell: Cell, seed: int, fold: int | None = None) -> dict[str, Any]:
     }
     if fold is not None:
         meta["fold"] = fold
+    if rollout is not None:
+        meta["rollout"] = rollout
     return meta
 
 
@@ -197,6 +206,8 @@ def run_one(
         n_train = len(pipeline.load(spec.data.train_split))
         rec["train_samples_per_s"] = n_train * result.epochs / max(result.train_seconds, 1e-9)
         rec["infer_samples_per_s"] = _inference_rate(Trainer, pipeline)
+        if meta.get("rollout"):
+            rec["metrics"].update(_closed_loop(spec, run_dir, meta["rollout"], registry))
         robustness = _robustness(pipeline)
         if robustness is not None:
             rec["robustness"] = robustness
@@ -230,6 +241,19 @@ def _inference_rate(trainer_cls: Any, pipeline: Any) -> float | None:
     finally:
         trainer.close()
     return len(pipeline.load(split)) / max(seconds, 1e-9)
+
+
+def _closed_loop(spec: Any, run_dir: str, config: dict[str, Any], registry: Any) -> dict:
+    """The run's policy rolled out in the grid's environment (see ``RolloutConfig``)."""
+    from modalforge.deps import require
+    from modalforge.pipeline import load_trained
+
+    require("gymnasium", extra="robotics")
+    from modalforge_robotics.rollout.evaluate import closed_loop_metrics
+
+    trained = load_trained(spec, run_dir, registry=registry)
+    params = {k: v for k, v in config.items() if k not in ("env", "episodes")}
+    return closed_loop_metrics(trained, config["env"], config["episodes"], **params)
 
 
 def _robustness(pipeline: Any) -> dict[str, Any] | None:

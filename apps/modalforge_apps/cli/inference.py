@@ -124,7 +124,7 @@ def embed_split(
         n = 0
         for m in modalities:
             with loaded.precision.context():
-                z = encode(m, batch[m])
+                z = encode(m, batch)
             chunks[m].append(z.float().cpu())
             n = len(z)
         if TARGET_KEY in batch:
@@ -141,9 +141,12 @@ def embed_split(
 
 
 def _encode_fn(model: nn.Module, encoder_features: bool = False) -> Any:
-    """``(modality, x) → (B, D)``: shared-space embeddings, or the encoder's pooled features."""
+    """``(modality, batch) → (B, D)``: shared-space embeddings, or the encoder's pooled
+    features (a conditioned encoder's with its conditions, from the same batch)."""
     if is_contrastive(model) and not encoder_features:
-        return model.encode
+        return lambda m, batch: model.encode(m, batch[m])
+    if hasattr(model, "pooled_features"):
+        return model.pooled_features
     encoders = getattr(model, "encoders", None)
     if encoders is None:
         raise SpecError(
@@ -151,7 +154,7 @@ def _encode_fn(model: nn.Module, encoder_features: bool = False) -> Any:
             f"{type(model).__name__} has no per-modality encoders to embed with",
             hint="use a contrastive or supervised (encoders → fusion → head) spec",
         )
-    return lambda m, x: encoders[m](x)
+    return lambda m, batch: encoders[m](batch[m])
 
 
 def _ids(value: Any, n: int) -> list[Any]:

@@ -166,10 +166,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--record", type=int, default=8, help="episodes kept for the GIF (default: 8)")
     p.add_argument("--max-steps", type=_positive_int, help="cap on an episode's steps")
+    p.add_argument(
+        "--success",
+        choices=("any", "final"),
+        help="an episode succeeds when is_success holds at any step, or on its last step "
+        "(default: the environment's rule; Reacher: final, others: any)",
+    )
     p.add_argument("--interval", choices=("wilson", "beta"), default="wilson")
     p.add_argument("--out", metavar="DIR", help="output folder (default: <run>/rollout_<env>)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=_lazy("modalforge_apps.cli.rollout_cmd", "cmd_rollout"))
+
+    p = sub.add_parser(
+        "collect", help="scripted-expert demonstrations → a robomimic HDF5 file or LeRobot folder"
+    )
+    p.add_argument("--env", required=True, help="tabletop_reach, tabletop_push or reacher")
+    p.add_argument("--episodes", type=_positive_int, default=100, help="episodes (default: 100)")
+    p.add_argument("--out", required=True, help="the .hdf5 file or LeRobot folder to write")
+    p.add_argument("--format", choices=("robomimic", "lerobot"), default="robomimic")
+    p.add_argument("--noise", type=float, default=0.3, help="Gaussian action noise (std)")
+    p.add_argument("--seed", type=int, default=0, help="episode i is reset with seed + i")
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="last episodes in robomimic's `valid` filter key (default: 0.1)",
+    )
+    p.add_argument("--only-success", action="store_true", help="keep successful episodes only")
+    p.add_argument("--fps", type=_positive_int, default=10, help="LeRobot frame rate")
+    p.add_argument(
+        "--env-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment parameter, e.g. combinations=train (repeatable)",
+    )
+    p.set_defaults(handler=_lazy("modalforge_apps.cli.collect_cmd", "cmd_collect"))
 
     p = sub.add_parser("explain", help="saliency maps (Grad-CAM, occlusion) of a classifier")
     _spec_args(p)

@@ -24,12 +24,13 @@ RESULTS_FILE, GIF_FILE, REPORT_FILE = "results.json", "episodes.gif", "report.ht
 def cmd_rollout(args: argparse.Namespace) -> int:
     from modalforge import io
     from modalforge_robotics.gymenv import expert_for, make_env
-    from modalforge_robotics.rollout import run_episodes, success_rate
+    from modalforge_robotics.rollout import run_episodes, success_rate, success_rule
     from modalforge_robotics.rollout.baselines import (
         ExpertPolicy,
         RandomPolicy,
         shuffled_instructions,
     )
+    from modalforge_robotics.rollout.evaluate import check_action_dim
 
     out = _out_folder(args)
     io.check_output_dir(out, "--out")
@@ -60,7 +61,8 @@ def cmd_rollout(args: argparse.Namespace) -> int:
             sample=args.sample,
             seed=args.seed,
         )
-        _check_action_dim(probe, policy.action_dim, args.env)
+        check_action_dim(probe, policy.action_dim, args.env)
+    rule = args.success or success_rule(probe)
     probe.close()
     timed = _Timed(policy)
     start = time.perf_counter()
@@ -72,6 +74,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         seed=args.seed,
         record=args.record,
         max_steps=args.max_steps,
+        success_at=rule,
     )
     wall = time.perf_counter() - start
     rate = success_rate(sum(r.success for r in results), len(results), method=args.interval)
@@ -83,6 +86,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         "checkpoint": str(trained.checkpoint) if trained is not None else None,
         "execution": args.execution if trained is not None else None,
         "shuffled_instructions": bool(args.shuffle_instructions),
+        "success_at": rule,
         "episodes": len(results),
         "seed": args.seed,
         "success_rate": rate.rate,
@@ -90,6 +94,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         "interval": f"{rate.method} {rate.confidence:.0%}",
         "mean_return": sum(r.ret for r in results) / len(results),
         "mean_length": steps / len(results),
+        "mean_max_reward": sum(r.max_reward for r in results) / len(results),
         "env_steps_per_second": steps / wall,
         "policy_ms_per_call": 1e3 * timed.seconds / max(timed.calls, 1),
         "policy_mean_batch": timed.rows / max(timed.calls, 1),
@@ -101,11 +106,15 @@ def cmd_rollout(args: argparse.Namespace) -> int:
                 "success": r.success,
                 "return": r.ret,
                 "length": r.length,
+                "max_reward": r.max_reward,
                 "instruction": r.instruction,
             }
             for r in results
         ],
     }
+    coverage = [r.max_coverage for r in results if r.max_coverage is not None]
+    if coverage:  # PushT's overlap with the goal, LeRobot's headline besides success
+        summary["mean_max_coverage"] = sum(coverage) / len(coverage)
     out.mkdir(parents=True, exist_ok=True)
     io.write_json(out / RESULTS_FILE, summary)
     _write_report(out, summary, [r for r in results if r.frames])
@@ -156,14 +165,17 @@ def _load(args: argparse.Namespace) -> Any:  # noqa: ANN401 - a TrainedPipeline 
 def _env_params(args: argparse.Namespace, trained: Any) -> dict[str, Any]:  # noqa: ANN401
     """The training demonstrations' environment parameters (a trained policy sees the images it
     was trained on), then each ``--env-param key=value``."""
+    from modalforge_robotics.rollout.evaluate import policy_env_params
+
+    return {**policy_env_params(trained, args.env), **parse_env_params(args.env_param)}
+
+
+def parse_env_params(items: list[str]) -> dict[str, Any]:
+    """``--env-param key=value`` items (values read as YAML: numbers, booleans, lists)."""
     import yaml
 
     params: dict[str, Any] = {}
-    if trained is not None:
-        demos = trained.dataset_state.get("demonstrations") or {}
-        if demos.get("env") == args.env:
-            params.update(demos.get("env_params") or {})
-    for item in args.env_param:
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise SpecError("--env-param", f"{item!r} is not key=value", hint="e.g. image_size=64")
@@ -181,17 +193,6 @@ def _instruction_pool(env: Any, args: argparse.Namespace) -> list[str]:  # noqa:
             hint="shuffle instructions in an environment with several tasks (e.g. tabletop_*)",
         )
     return sorted(pool)
-
-
-def _check_action_dim(env: Any, policy_dim: int, name: str) -> None:  # noqa: ANN401
-    shape = getattr(env.action_space, "shape", None) or ()
-    if len(shape) != 1 or shape[0] != policy_dim:
-        raise SpecError(
-            "--env",
-            f"{name} takes actions of shape {tuple(shape)}, but the policy was trained on "
-            f"{policy_dim}-dimensional actions",
-            hint="roll out in the environment the demonstrations came from",
-        )
 
 
 def _out_folder(args: argparse.Namespace) -> Path:
@@ -230,7 +231,11 @@ def _write_report(out: Path, summary: dict[str, Any], recorded: list) -> None:  
         "policy time per call": f"{summary['policy_ms_per_call']:.2f} ms "
         f"(mean batch {summary['policy_mean_batch']:.1f})",
     }
+    if "mean_max_coverage" in summary:
+        table["mean max coverage (LeRobot)"] = f"{summary['mean_max_coverage']:.3f}"
     if summary["shuffled_instructions"]:
         table["instructions"] = "shuffled between episodes (ablation)"
     title = f"Rollout: {summary['policy']} policy in {summary['env']}"
-    io.write_text(out / REPORT_FILE, page_html(title, rollout_section(gif, table)))
+    tiles = [(r.instruction or "", r.success) for r in recorded]
+    section = rollout_section(gif, table, tiles=tiles)
+    io.write_text(out / REPORT_FILE, page_html(title, section))

@@ -72,10 +72,14 @@ def gif_grid(
 
 
 def rollout_section(
-    gif: Path | None, summary: dict[str, str], heading: str = "Closed-loop rollouts"
+    gif: Path | None,
+    summary: dict[str, str],
+    heading: str = "Closed-loop rollouts",
+    tiles: Sequence[tuple[str, bool]] = (),
 ) -> str:
-    """HTML: the summary table (success rate with its interval, return, length, …) and the GIF
-    grid embedded as a data URI."""
+    """HTML: the summary table (success rate with its interval, return, length, …), the GIF
+    grid embedded as a data URI and, with ``tiles``, a list of each tile's instruction and
+    outcome in grid order."""
     rows = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in summary.items()
     )
@@ -88,4 +92,10 @@ def rollout_section(
             f"<figcaption>{html.escape(caption)} (<code>{html.escape(Path(gif).name)}</code>)"
             "</figcaption></figure>"
         )
+    if tiles:
+        items = "".join(
+            f"<li>{html.escape(text or '(no instruction)')} — {'success' if ok else 'failure'}</li>"
+            for text, ok in tiles
+        )
+        parts.append(f"<ol start=0>{items}</ol>")
     return "\n".join(parts)

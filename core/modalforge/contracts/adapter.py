@@ -68,3 +68,13 @@ class DomainAdapter(ABC):
         wanted += [(role.split(".")[0], n) for role, n in self.recommended.items()]
         wanted += [("metric", n) for n in self.metrics]
         return [f"{k} {n}" for k, n in wanted if (k, n) not in registry]
+
+
+def spec_dataset(spec: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``data.dataset`` of a raw spec (as :meth:`DomainAdapter.preset_for` sees it) as a
+    mapping: ``{"name": ...}`` for a bare reader name, ``{}`` where it is absent or malformed."""
+    data = spec.get("data") if isinstance(spec, Mapping) else None
+    dataset = data.get("dataset") if isinstance(data, Mapping) else None
+    if isinstance(dataset, str):
+        return {"name": dataset}
+    return dataset if isinstance(dataset, Mapping) else {}

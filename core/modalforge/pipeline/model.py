@@ -77,6 +77,16 @@ class MultimodalModel(nn.Module):
                 pooled[name] = encoder(*args) if wants_tokens else out[name]
         return {name: out[name] for name in self.encoders}
 
+    def pooled_features(self, name: str, batch: Mapping[str, Tensor]) -> Tensor:
+        """Encoder ``name``'s pooled features ``(B, D)`` for ``batch`` (which must hold the
+        inputs of the encoders it is conditioned on, e.g. the instruction of a FiLM trunk)."""
+        encoder = self.encoders[name]
+        conds = self._conditions[name]
+        if not conds:
+            return encoder(batch[name])
+        condition = torch.cat([self.encoders[c](batch[c]) for c in conds], dim=-1)
+        return encoder(batch[name], condition)
+
     def masks(self, batch: Mapping[str, Tensor]) -> Mapping[str, Tensor] | None:
         """The presence masks the fusion sees: the batch's, plus modality dropout in training."""
         if not (self.training and any(p > 0 for p in self.modality_dropout.values())):

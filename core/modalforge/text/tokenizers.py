@@ -5,6 +5,9 @@ Both put a start token first and an end-of-text token (EOT) last, and pad with 0
 
 - :class:`ByteTokenizer` needs no files: UTF-8 bytes are ids 0–255, start 256, EOT 257 (vocab
   258), for training from scratch.
+- :class:`HashedWordTokenizer` needs no files either: each word is hashed (CRC-32) into a fixed
+  vocabulary, as scikit-learn's ``HashingVectorizer`` does, for bag-of-words encoders whose
+  features should add up over the words of a sentence.
 - :class:`ClipBpeTokenizer`: CLIP's byte-pair encoding through transformers' CLIP tokenizer,
   loaded from a local folder (``vocab.json`` + ``merges.txt``, or ``tokenizer.json``).
 
@@ -18,8 +21,10 @@ tokenizer counts them in ``truncated`` and warns at the first one. Instances are
 from __future__ import annotations
 
 import html
+import re
 import unicodedata
 import warnings
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,7 @@ from modalforge.deps import require
 from modalforge.errors import DataError, SpecError
 
 BYTE_VOCAB_SIZE = 258  # 256 bytes + start + end of text
+_WORD = re.compile(r"\w+")
 
 
 def clean_caption(text: str) -> str:
@@ -113,6 +119,26 @@ class ByteTokenizer(CaptionTokenizer):
 
     def encode(self, text: str) -> list[int]:
         return list(text.encode("utf-8"))
+
+
+class HashedWordTokenizer(CaptionTokenizer):
+    """Words (runs of letters and digits) hashed into ``vocab_size`` ids: 0 pads, words take
+    ``1 … vocab_size - 3``, start is ``vocab_size - 2`` and end of text ``vocab_size - 1``.
+    Stable across processes and runs (CRC-32, not Python's salted ``hash``); two words share an
+    id only by a hash collision, rare when the vocabulary is much larger than the words used."""
+
+    def __init__(self, vocab_size: int, context_length: int) -> None:
+        super().__init__(context_length)
+        if vocab_size < 4:
+            raise ValueError(
+                f"vocab_size must be at least 4 (pad, a word, start, end), got {vocab_size}"
+            )
+        self.vocab_size = int(vocab_size)
+        self.sot, self.eot = self.vocab_size - 2, self.vocab_size - 1
+
+    def encode(self, text: str) -> list[int]:
+        buckets = self.vocab_size - 3
+        return [1 + zlib.crc32(w.encode("utf-8")) % buckets for w in _WORD.findall(text)]
 
 
 class ClipBpeTokenizer(CaptionTokenizer):

@@ -14,7 +14,7 @@ from modalforge.errors import SpecError
 from modalforge_robotics.data.normalize import NormalizeMode
 from modalforge_robotics.data.robomimic import RobomimicDataset
 
-VERSION = 1  # bump when the collection changes, so cached files are not reused
+VERSION = 2  # bump when the collection changes, so cached files are not reused
 
 
 def default_cache_dir() -> Path:

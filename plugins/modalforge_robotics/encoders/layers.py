@@ -63,3 +63,21 @@ class SpatialSoftmax(nn.Module):
         x = (weights * grid_x.reshape(1, 1, -1)).sum(-1)
         y = (weights * grid_y.reshape(1, 1, -1)).sum(-1)
         return torch.stack([x, y], dim=-1).reshape(b, 2 * k).to(maps.dtype)
+
+
+class MapTokens(nn.Module):
+    """``(B, C, H, W)`` maps → ``(B, H·W, dim)`` tokens: each position's features with its
+    ``(x, y)`` in ``[-1, 1]`` appended (so the tokens know where they are at any map size),
+    projected to ``dim``."""
+
+    def __init__(self, channels: int, dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(channels + 2, dim)
+
+    def forward(self, maps: Tensor) -> Tensor:
+        b, _, h, w = maps.shape
+        ys = torch.linspace(-1.0, 1.0, h, device=maps.device, dtype=maps.dtype)
+        xs = torch.linspace(-1.0, 1.0, w, device=maps.device, dtype=maps.dtype)
+        grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+        coords = torch.stack([grid_x, grid_y]).expand(b, -1, -1, -1)
+        return self.proj(torch.cat([maps, coords], dim=1).flatten(2).transpose(1, 2))

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from modalforge.contracts import Encoder, FeatureSpec
 from modalforge.modality import Modality, ModalityKind
-from modalforge_robotics.encoders.layers import FiLM, SpatialSoftmax
+from modalforge_robotics.encoders.layers import FiLM, MapTokens, SpatialSoftmax
 
 VisualPool = Literal["spatial_softmax", "avg"]
 
@@ -18,12 +18,14 @@ VisualPool = Literal["spatial_softmax", "avg"]
 class VisualEncoder(Encoder):
     """Stages of ``conv3×3 (stride 2) → GroupNorm → ReLU [→ FiLM]`` over ``(C, H, W)``
     observations, then spatial-softmax keypoints (``2 · num_keypoints`` features: *where* things
-    are, what a visuomotor policy needs) or a global average.
+    are, what a visuomotor policy needs) or a global average. ``strides`` (default 2 per stage)
+    keep a finer last map where keypoints must be precise (a small target far from the camera).
 
     ``condition_on: [instruction]`` FiLM-modulates every stage by that encoder's features (RT-1
     style, zero-initialised, so training starts from the unconditioned trunk); the pipeline
     builder sizes ``condition_dim``. Frame histories stacked on the channel axis and early RGB-D
-    (4 channels) are read as they come: the input channels are the modality's.
+    (4 channels) are read as they come: the input channels are the modality's. ``tokens: true``
+    also gives the last maps as position-tagged tokens, for token fusions (``token_learner``).
     """
 
     accepts = (ModalityKind.IMAGE2D, ModalityKind.DEPTH)
@@ -32,16 +34,24 @@ class VisualEncoder(Encoder):
         self,
         modality: Modality,
         widths: list[int] = [32, 64, 64],  # noqa: B006 - read-only default, copied below
+        strides: list[int] | None = None,
         pool: VisualPool = "spatial_softmax",
         num_keypoints: int | None = 32,
         out_dim: int | None = None,
         condition_on: list[str] = [],  # noqa: B006 - read-only default, copied below
         condition_dim: int | None = None,
+        tokens: bool = False,
     ) -> None:
         super().__init__(modality)
         widths = list(widths)
         if not widths or min(widths) < 1:
             raise ValueError(f"widths must be positive stage widths, got {widths}")
+        strides = [2] * len(widths) if strides is None else list(strides)
+        if len(strides) != len(widths) or min(strides) < 1:
+            raise ValueError(
+                f"strides must give each of the {len(widths)} stages a positive stride, got "
+                f"{strides}"
+            )
         if pool not in ("spatial_softmax", "avg"):
             raise ValueError(f"pool must be spatial_softmax or avg, got {pool!r}")
         self.condition_on = tuple([condition_on] if isinstance(condition_on, str) else condition_on)
@@ -50,10 +60,10 @@ class VisualEncoder(Encoder):
         channels = int(modality.channels or 1)
         self.stages = nn.ModuleList()
         self.films = nn.ModuleList()
-        for width in widths:
+        for width, stride in zip(widths, strides, strict=True):
             self.stages.append(
                 nn.Sequential(
-                    nn.Conv2d(channels, width, 3, stride=2, padding=1, bias=False),
+                    nn.Conv2d(channels, width, 3, stride=stride, padding=1, bias=False),
                     nn.GroupNorm(math.gcd(8, width), width),
                     nn.ReLU(inplace=True),
                 )
@@ -68,7 +78,8 @@ class VisualEncoder(Encoder):
             self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
             pooled = channels
         self.proj = nn.Linear(pooled, out_dim) if out_dim else nn.Identity()
-        self._output = FeatureSpec(out_dim or pooled)
+        self.tokens = MapTokens(channels, out_dim or pooled) if tokens else None
+        self._output = FeatureSpec(out_dim or pooled, tokens=bool(tokens))
 
     @property
     def output(self) -> FeatureSpec:
@@ -90,3 +101,10 @@ class VisualEncoder(Encoder):
 
     def forward(self, x: Tensor, condition: Tensor | None = None) -> Tensor:
         return self.proj(self.pool(self.feature_map(x, condition)))
+
+    def forward_tokens(self, x: Tensor, condition: Tensor | None = None) -> Tensor:
+        """The maps as ``(B, h·w, dim)`` position-tagged tokens (``tokens: true``), for token
+        fusions such as ``token_learner``."""
+        if self.tokens is None:
+            raise NotImplementedError("token output needs tokens: true")
+        return self.tokens(self.feature_map(x, condition))

@@ -22,10 +22,15 @@ def collect_episodes(
 ) -> list[dict[str, Any]]:
     """``episodes`` episodes with reset seeds ``seed, seed + 1, ...``.
 
-    ``policy`` is called with each observation; if it has a ``reset(seed=...)`` method (as
-    :class:`~modalforge_robotics.envs.expert.TabletopExpert` does) it is called with the episode's
-    seed first, so its noise is reproducible too.
+    An episode's ``success`` follows the environment's rule (``success_at``, see
+    :func:`~modalforge_robotics.rollout.run_episodes`). ``policy`` is called with each
+    observation; if it has a ``reset(seed=...)`` method (as
+    :class:`~modalforge_robotics.envs.expert.TabletopExpert` does) it is called with the
+    episode's seed first, so its noise is reproducible too.
     """
+    from modalforge_robotics.rollout.loop import success_rule
+
+    final = success_rule(env) == "final"  # e.g. Reacher: at the target when time runs out
     out: list[dict[str, Any]] = []
     for i in range(episodes):
         ep_seed = int(seed) + i
@@ -44,7 +49,8 @@ def collect_episodes(
             obs, reward, terminated, truncated, info = env.step(action)
             actions.append(action)
             rewards.append(float(reward))
-            success = success or bool(info.get("is_success", False))
+            now = bool(info.get("is_success", False))
+            success = now if final else (success or now)
             done = terminated or truncated
         out.append(
             {

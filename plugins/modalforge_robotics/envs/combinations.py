@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 COLORS: tuple[str, ...] = ("red", "green", "blue", "yellow")
-GOALS: tuple[str, ...] = ("left", "right")
+GOALS: tuple[str, ...] = ("left", "right", "top", "bottom")
 TASKS: tuple[str, ...] = ("reach", "push")
 SPLITS: tuple[str, ...] = ("train", "heldout", "all")
 
@@ -43,8 +43,12 @@ class Combination:
 HELDOUT: tuple[Combination, ...] = (
     Combination("reach", "yellow", None, 3),  # "touch the yellow block"
     Combination("reach", "blue", None, 2),  # "go to the blue block"
+    # one goal per colour and one colour per goal: every colour is pushed to three goals in
+    # training and every goal receives three colours, so the words must be read separately
     Combination("push", "red", "right"),
+    Combination("push", "green", "top"),
     Combination("push", "blue", "left"),
+    Combination("push", "yellow", "bottom"),
 )
 
 

@@ -35,11 +35,23 @@ def _toward(delta: np.ndarray, gain: float = _GAIN) -> np.ndarray:
     return v / n if n > 1.0 else v
 
 
+GOAL_DIRECTIONS = {
+    "left": np.array([-1.0, 0.0]),
+    "right": np.array([1.0, 0.0]),
+    "top": np.array([0.0, 1.0]),
+    "bottom": np.array([0.0, -1.0]),
+}
+
+
 def push_goal_point(block: np.ndarray, goal: str) -> np.ndarray:
-    """Where the expert drives the block: well inside the goal, at the block's height clipped."""
+    """Where the expert drives the block: 45% of the way into the goal region from its inner
+    edge, across the region at the block's own offset (clipped 0.15 inside its sides)."""
     x0, x1, y0, y1 = GOAL_REGIONS[goal]
-    x = x0 + 0.45 * (x1 - x0) if goal == "left" else x1 - 0.45 * (x1 - x0)
-    return np.array([x, float(np.clip(block[1], y0 + 0.15, y1 - 0.15))])
+    if goal in ("left", "right"):
+        x = x0 + 0.45 * (x1 - x0) if goal == "left" else x1 - 0.45 * (x1 - x0)
+        return np.array([x, float(np.clip(block[1], y0 + 0.15, y1 - 0.15))])
+    y = y0 + 0.45 * (y1 - y0) if goal == "bottom" else y1 - 0.45 * (y1 - y0)
+    return np.array([float(np.clip(block[0], x0 + 0.15, x1 - 0.15)), y])
 
 
 class TabletopExpert:
@@ -72,7 +84,7 @@ class TabletopExpert:
     def _push(self, ee: np.ndarray, block: np.ndarray, goal: str) -> np.ndarray:
         line = push_goal_point(block, goal) - block
         dist = float(np.hypot(*line))
-        d = line / dist if dist > 1e-9 else np.array([-1.0 if goal == "left" else 1.0, 0.0])
+        d = line / dist if dist > 1e-9 else GOAL_DIRECTIONS[goal]
         perp = np.array([-d[1], d[0]])
         rel = ee - block
         along, lateral = float(rel @ d), float(rel @ perp)

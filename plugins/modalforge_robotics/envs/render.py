@@ -17,7 +17,12 @@ RGB: dict[str, tuple[int, int, int]] = {
     "yellow": (235, 210, 40),
 }
 TABLE_RGB = (200, 180, 150)
-GOAL_RGB = {"left": (185, 160, 205), "right": (160, 200, 205)}
+GOAL_RGB = {
+    "left": (185, 160, 205),
+    "right": (160, 200, 205),
+    "top": (205, 170, 160),
+    "bottom": (170, 205, 160),
+}
 EFFECTOR_RGB = (120, 120, 120)
 
 CAMERA_HEIGHT = 1.5  # metres above the table surface

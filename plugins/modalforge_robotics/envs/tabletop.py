@@ -3,7 +3,7 @@
 Tasks: ``reach`` ("reach the red block": success when the effector's centre is within
 ``REACH_RADIUS`` of the block's centre, which it gets to before touching the block) and ``push``
 ("push the red block to the left goal": success when the block's centre is inside the goal
-region). Reward is sparse: 1.0 on the step that succeeds, which also terminates the episode, 0.0
+region; goals at the left, right, top and bottom edges). Reward is sparse: 1.0 on the step that succeeds, which also terminates the episode, 0.0
 otherwise; ``max_steps`` truncates. The observation has the top-down RGB-D image, the effector's
 state (x, y and its last displacement in units of the maximum speed, so in [-1, 1]) and the
 instruction; block positions are only in the image. Everything is drawn from the seed of
@@ -28,11 +28,15 @@ BLOCK_HALF = 0.08  # blocks are squares of side 0.16
 EFFECTOR_RADIUS = 0.06
 MAX_SPEED = 0.06  # table units per step at |action| = 1
 REACH_RADIUS = 0.2  # > the contact distance (0.14 face-on, 0.173 at a corner)
-# (x0, x1, y0, y1) of the goal regions at the table's left / right edges.
+# (x0, x1, y0, y1) of the goal regions at the table's four edges (top: y = +1, the image's
+# first row). Push blocks start in the square between them, outside every goal.
 GOAL_REGIONS: dict[str, tuple[float, float, float, float]] = {
     "left": (-1.0, -0.6, -0.4, 0.4),
     "right": (0.6, 1.0, -0.4, 0.4),
+    "top": (-0.4, 0.4, 0.6, 1.0),
+    "bottom": (-0.4, 0.4, -1.0, -0.6),
 }
+BLOCK_SPAN = {"reach": (0.4, 0.6), "push": (0.4, 0.4)}  # |x|, |y| bounds of block centres
 DEFAULT_MAX_STEPS = {"reach": 60, "push": 120}
 INSTRUCTION_MAX_LENGTH = 64
 _CHARSET = string.ascii_lowercase + " "
@@ -169,8 +173,9 @@ class TabletopEnv(gym.Env):
     def _place_blocks(self, rng: np.random.Generator) -> np.ndarray:
         gap = 2 * BLOCK_HALF + 0.12  # free space between blocks, so the expert fits between
         for _ in range(1000):
+            sx, sy = BLOCK_SPAN[self.task]
             pts = np.column_stack(
-                [rng.uniform(-0.4, 0.4, self.num_objects), rng.uniform(-0.6, 0.6, self.num_objects)]
+                [rng.uniform(-sx, sx, self.num_objects), rng.uniform(-sy, sy, self.num_objects)]
             )
             d = np.abs(pts[:, None, :] - pts[None, :, :]).max(-1)
             np.fill_diagonal(d, np.inf)

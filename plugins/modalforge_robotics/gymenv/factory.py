@@ -22,7 +22,8 @@ BUILT_IN = ("tabletop_reach", "tabletop_push", "reacher")
 def make_env(env: str, **params: Any) -> Any:  # noqa: ANN401 - a gymnasium.Env
     """The environment ``env``: ``tabletop_reach`` / ``tabletop_push`` (params of
     :class:`~modalforge_robotics.envs.TabletopEnv`, e.g. ``combinations``), ``reacher``
-    (``image_size``, ``success_radius``), or a gymnasium id (``gymnasium.make(env, **params)``)."""
+    (``image_size``, ``success_radius``), LeRobot's ``gym_pusht/PushT-v0`` (pixels + agent
+    position, ``image_size``), or a gymnasium id (``gymnasium.make(env, **params)``)."""
     if env in ("tabletop_reach", "tabletop_push"):
         from modalforge_robotics.envs import TabletopEnv
 
@@ -31,6 +32,18 @@ def make_env(env: str, **params: Any) -> Any:  # noqa: ANN401 - a gymnasium.Env
         from modalforge_robotics.gymenv.reacher import make_reacher
 
         return make_reacher(**params)
+    if env.startswith("gym_pusht/"):
+        try:
+            import gym_pusht  # noqa: F401
+        except ImportError:
+            raise SpecError(
+                "--env",
+                f"environment {env!r} comes from the 'gym-pusht' package, which is not installed",
+                hint="pip install gym-pusht (or pip install 'modalforge[robotics]')",
+            ) from None
+        from modalforge_robotics.gymenv.pusht import make_pusht
+
+        return make_pusht(env, **params)
     import gymnasium as gym
 
     from modalforge_robotics.envs import register_envs

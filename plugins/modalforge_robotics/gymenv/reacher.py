@@ -18,7 +18,7 @@ import numpy as np
 
 LINK_LENGTHS = (0.1, 0.11)  # shoulder → elbow, elbow → fingertip (reacher.xml)
 TOP_DOWN_CAMERA = {
-    "distance": 0.75,
+    "distance": 0.55,
     "elevation": -90.0,
     "azimuth": 90.0,
     "lookat": np.zeros(3),
@@ -58,7 +58,12 @@ def _load_triton_first() -> None:
 
 
 class PixelsAndProprio(gym.Wrapper):
-    """``Reacher-v5`` → ``{"rgb", "state", "instruction"}`` observations and ``is_success``."""
+    """``Reacher-v5`` → ``{"rgb", "state", "instruction"}`` observations and ``is_success``.
+
+    Reacher never terminates, so success is judged on the last step (``success_at``): the
+    fingertip must be at the target when the time limit ends, not merely pass through it."""
+
+    success_at = "final"
 
     def __init__(self, env: Any, success_radius: float | None = None) -> None:  # noqa: ANN401
         super().__init__(env)

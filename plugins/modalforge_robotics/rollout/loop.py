@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
+
+SuccessAt = Literal["any", "final"]
+SUCCESS_RULES: tuple[str, ...] = ("any", "final")
 
 
 class RolloutPolicy(Protocol):
@@ -21,8 +24,9 @@ class RolloutPolicy(Protocol):
 
 @dataclass
 class EpisodeResult:
-    """One episode: its index and seed, whether it succeeded (``info["is_success"]`` at any
-    step, as LeRobot counts), the return, the length, and its frames when recorded."""
+    """One episode: its index and seed, whether it succeeded (see :func:`run_episodes`), the
+    return, the length, its frames when recorded, the largest step reward (LeRobot reports its
+    mean over episodes) and the largest ``info["coverage"]`` if the environment gives one."""
 
     index: int
     seed: int
@@ -31,6 +35,8 @@ class EpisodeResult:
     length: int
     instruction: str | None = None
     frames: list[np.ndarray] = field(default_factory=list)
+    max_reward: float = float("-inf")
+    max_coverage: float | None = None  # info["coverage"] where the env reports it (PushT)
 
 
 def run_episodes(
@@ -42,14 +48,24 @@ def run_episodes(
     seed: int = 0,
     record: int = 0,
     max_steps: int | None = None,
+    success_at: SuccessAt | None = None,
 ) -> list[EpisodeResult]:
     """Run ``episodes`` episodes, episode ``i`` reset with seed ``seed + i`` (so results do not
     depend on ``num_envs``), on ``num_envs`` environments from ``make_env``. The first
     ``record`` episodes keep their frames (``env.render()``, else the ``rgb`` observation).
-    Episodes end when the environment terminates or truncates, or after ``max_steps``."""
+    Episodes end when the environment terminates or truncates, or after ``max_steps``.
+
+    An episode succeeds when ``info["is_success"]`` is true at any step (``success_at="any"``,
+    as LeRobot counts: tasks that terminate on success) or on its last step (``"final"``: tasks
+    such as Reacher that run to the time limit and must *stay* at the goal). By default the
+    environment's ``success_at`` attribute decides, else ``"any"``."""
     if episodes < 1 or num_envs < 1:
         raise ValueError("episodes and num_envs must be at least 1")
     envs = [make_env() for _ in range(min(num_envs, episodes))]
+    rule = success_at or success_rule(envs[0])
+    if rule not in SUCCESS_RULES:
+        raise ValueError(f"success_at must be one of {SUCCESS_RULES}, got {rule!r}")
+    final = rule == "final"
     results: list[EpisodeResult | None] = [None] * episodes
     running: dict[int, dict[str, Any]] = {}  # slot → state of its current episode
     next_episode = 0
@@ -60,6 +76,7 @@ def run_episodes(
         obs, info = envs[slot].reset(seed=seed + index)
         policy.reset(slot)
         state = {"index": index, "obs": obs, "ret": 0.0, "length": 0, "success": False}
+        state["max_reward"], state["max_coverage"] = float("-inf"), None
         state["instruction"] = obs.get("instruction") if isinstance(obs, dict) else None
         state["frames"] = [_frame(envs[slot], obs)] if index < record else None
         state["success"] = bool(info.get("is_success", False))
@@ -76,7 +93,12 @@ def run_episodes(
                 obs, reward, terminated, truncated, info = envs[slot].step(actions[row])
                 state["obs"], state["length"] = obs, state["length"] + 1
                 state["ret"] += float(reward)
-                state["success"] = state["success"] or bool(info.get("is_success", False))
+                state["max_reward"] = max(state["max_reward"], float(reward))
+                if "coverage" in info:
+                    cover = float(info["coverage"])
+                    state["max_coverage"] = max(state["max_coverage"] or 0.0, cover)
+                now = bool(info.get("is_success", False))
+                state["success"] = now if final else (state["success"] or now)
                 if state["frames"] is not None:
                     state["frames"].append(_frame(envs[slot], obs))
                 limit = max_steps is not None and state["length"] >= max_steps
@@ -90,6 +112,8 @@ def run_episodes(
                         state["length"],
                         state["instruction"],
                         state["frames"] or [],
+                        state["max_reward"],
+                        state["max_coverage"],
                     )
                     del running[slot]
                     if next_episode < episodes:
@@ -98,6 +122,14 @@ def run_episodes(
         for env in envs:
             env.close()
     return [r for r in results if r is not None]
+
+
+def success_rule(env: Any) -> str:  # noqa: ANN401 - a gymnasium env
+    """The ``success_at`` attribute of ``env`` or a wrapper inside it, else ``"any"``."""
+    try:
+        return str(env.get_wrapper_attr("success_at"))
+    except AttributeError:
+        return str(getattr(env, "success_at", "any"))
 
 
 def _frame(env: Any, obs: Any) -> np.ndarray:  # noqa: ANN401 - a gymnasium env

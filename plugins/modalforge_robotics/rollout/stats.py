@@ -48,6 +48,9 @@ def success_rate(
         centre = (p + z * z / (2 * n)) / (1 + z * z / n)
         half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
         low, high = max(0.0, centre - half), min(1.0, centre + half)
+        # exact at the ends (the closed form is 0 and 1 there; rounding leaves ~1e-17)
+        low = 0.0 if successes == 0 else low
+        high = 1.0 if successes == episodes else high
     elif method == "beta":
         from scipy.stats import beta
 

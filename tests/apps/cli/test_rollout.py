@@ -124,7 +124,7 @@ def test_baselines_and_shuffled_instructions(run, capsys):
 @pytest.mark.parametrize(
     ("extra", "match"),
     [
-        (["--env", "gym_pusht/PushT-v0"], "pip install gym-pusht"),
+        (["--env", "gym_aloha/AlohaInsertion-v0"], "pip install gym-aloha"),
         (["--env", "NoSuchEnv-v9"], "no environment 'NoSuchEnv-v9' is installed"),
         (["--env", "reacher"], "gives state of shape (6,), but the policy was trained on (4,)"),
         (["--env", "tabletop_reach", "--env-param", "oops"], "'oops' is not key=value"),
@@ -143,3 +143,45 @@ def test_baseline_without_out_or_trained_without_checkpoint_exit_2(capsys):
     assert "--out is needed" in capsys.readouterr().err
     assert main(["rollout", RECIPE, "--env", "tabletop_reach", "--out", "/tmp/x"]) == 2
     assert "needs its SPEC and --checkpoint" in capsys.readouterr().err
+
+
+def test_embed_feeds_a_film_trunk_its_instruction(run, capsys):
+    """``modalforge embed`` of a conditioned encoder: the camera's features given the sample's
+    own instruction, as the model computes them."""
+    import torch
+    from safetensors.torch import load_file
+
+    from modalforge.pipeline import load_trained
+
+    out = run / "embeddings"
+    assert main(["embed", RECIPE, *TINY, "--checkpoint", str(run / "run"), "--out", str(out)]) == 0
+    got = load_file(out / "image_front.safetensors")
+    loaded = load_trained(RECIPE, run / "run", TINY)
+    model = loaded.model
+    sample = torch.utils.data.default_collate([loaded.pipeline.load("test")[0]])
+    with torch.no_grad():
+        instruction = model.encoders["instruction"](sample["instruction"])
+        expected = model.encoders["image_front"](sample["image_front"], instruction)
+    key = next(iter(got))
+    torch.testing.assert_close(got[key][:1], expected, rtol=1e-4, atol=1e-5)
+    assert got[key].shape[1] == expected.shape[1]
+
+
+def test_random_baseline_in_lerobots_pusht_reports_coverage(tmp_path, capsys):
+    pytest.importorskip("gym_pusht", reason="gym-pusht (the robotics extra) provides PushT")
+    summary = _rollout(
+        capsys,
+        "--policy",
+        "random",
+        "--env",
+        "gym_pusht/PushT-v0",
+        "--episodes",
+        "2",
+        "--max-steps",
+        "10",
+        "--out",
+        str(tmp_path / "pusht"),
+    )
+    assert summary["success_rate"] == 0.0 and summary["success_ci"][0] == 0.0
+    assert 0.0 <= summary["mean_max_coverage"] <= 1.0
+    assert summary["mean_max_reward"] >= 0.0 and summary["mean_length"] == 10

@@ -33,6 +33,9 @@ def test_gif_grid_tiles_frames_and_outcomes(tmp_path):
     html = rollout_section(path, {"success rate": "0.667 [0.208, 0.939]"})
     assert "success rate" in html and "0.667 [0.208, 0.939]" in html
     assert base64.b64encode(path.read_bytes()).decode() in html
+    listed = rollout_section(path, {}, tiles=[("reach the <red> block", True), ("", False)])
+    assert "<li>reach the &lt;red&gt; block — success</li>" in listed  # escaped, in grid order
+    assert "<li>(no instruction) — failure</li>" in listed
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
 
 

@@ -177,3 +177,36 @@ def test_every_encoder_parameter_gets_a_gradient(factory):
     enc(x).square().sum().backward()
     for name, p in enc.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_hashed_words_make_the_embedding_features_add_up_over_words():
+    import zlib
+
+    from modalforge.text.tokenizers import HashedWordTokenizer
+
+    tok = HashedWordTokenizer(vocab_size=1000, context_length=10)
+    ids = tok("Push the RED block!")
+    words = [1 + zlib.crc32(w.encode()) % 997 for w in ("push", "the", "red", "block")]
+    assert ids.tolist() == [998, *words, 999, 0, 0, 0, 0]  # start, words, end, padding
+    assert torch.equal(tok("push  the red block"), ids)  # cleaning: case, spacing, punctuation
+    enc = EmbeddingEncoder(
+        Modality("instruction", "text", (None,), dtype="str"),
+        vocab_size=1000,
+        dim=8,
+        tokenizer="words",
+        context_length=10,
+    )
+    assert enc.preprocess() is enc.tokenizer
+    # mean of word embeddings: the novel pair is the sum of what each word contributes
+    f = lambda s: enc(enc.tokenizer(s)[None])[0] * 6  # noqa: E731 - 6 tokens per sentence
+    novel = f("push red block to right")
+    assert torch.allclose(
+        novel,
+        f("push red block to left") - f("push blue block to left") + f("push blue block to right"),
+        atol=1e-5,
+    )
+    assert EmbeddingEncoder(Modality("t", "text", (None,)), 300, tokenizer="bytes").preprocess()
+    with pytest.raises(SpecError, match="vocab_size"):
+        EmbeddingEncoder(Modality("t", "text", (None,)), 100, tokenizer="bytes")
+    with pytest.raises(SpecError, match="padding_idx"):
+        EmbeddingEncoder(Modality("t", "text", (None,)), 100, tokenizer="words", padding_idx=3)

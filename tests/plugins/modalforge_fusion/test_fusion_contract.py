@@ -28,6 +28,7 @@ CASES: dict[str, dict] = {
     "cross_attention": {"dim": 8, "heads": 2, "layers": 2},
     "bottleneck": {"dim": 8, "heads": 2, "layers": 2, "num_bottlenecks": 3},
     "bottleneck_cls": {"dim": 8, "heads": 2, "layers": 1, "readout": "cls"},
+    "token_learner": {"dim": 8, "heads": 2, "layers": 1, "num_tokens": 2, "readout": "flatten"},
 }
 NAMES = list(CASES)
 
@@ -153,7 +154,7 @@ def test_builds_through_the_pipeline_and_trains_one_step(case):
     model = pipe.model
     assert model.head.in_dim == model.fusion.output.dim
     # token fusions take the CNN's token sequence; the MLPs have none and stay pooled
-    wants_tokens = case.startswith(("cross_attention", "bottleneck"))
+    wants_tokens = case.startswith(("cross_attention", "bottleneck", "token_learner"))
     assert model.fusion.in_features["image"].tokens is wants_tokens
     assert not model.fusion.in_features["tabular"].tokens
     batch = next(iter(DataLoader(pipe.dataset.load("train"), batch_size=6)))

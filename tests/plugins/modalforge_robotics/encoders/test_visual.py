@@ -72,3 +72,12 @@ def test_visual_encoder_conditioned_through_a_spec():
     assert model.encoders["image"].films[0].proj.in_features == 3
     batch = {"image": torch.rand(2, 1, 6, 6), "state": torch.randn(2, 5)}
     assert model(batch)["logits"].shape == (2, 3)
+
+
+def test_visual_strides_set_the_last_maps_resolution():
+    rgb = Modality("image_front", "image2d", (3, 32, 32))
+    fine = VisualEncoder(rgb, widths=[8, 8], strides=[2, 1], num_keypoints=4)
+    assert fine.feature_map(torch.rand(2, 3, 32, 32)).shape == (2, 8, 16, 16)
+    assert VisualEncoder(rgb, widths=[8, 8]).feature_map(torch.rand(1, 3, 32, 32)).shape[-1] == 8
+    with pytest.raises(ValueError, match="strides"):
+        VisualEncoder(rgb, widths=[8, 8], strides=[2])

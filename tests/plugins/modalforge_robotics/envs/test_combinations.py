@@ -22,7 +22,7 @@ def test_train_and_heldout_are_disjoint_and_cover_all(task):
     assert train and held and not train & held
     assert train | held == every == set(all_combinations(task))
     assert held == {c for c in HELDOUT if c.task == task}
-    assert len(every) == (16 if task == "reach" else 8)
+    assert len(every) == 16  # 4 colours × 4 phrasings (reach) or × 4 goals (push)
 
 
 def test_heldout_pairs_are_compositional():
@@ -35,6 +35,13 @@ def test_heldout_pairs_are_compositional():
                 assert any(c.goal == held.goal for c in train)
             else:
                 assert any(c.template == held.template for c in train)
+    # push: every colour is pushed to three goals in training, every goal receives three
+    # colours, so neither word predicts the other
+    train = combination_split("push", "train")
+    for color in ("red", "green", "blue", "yellow"):
+        assert len({c.goal for c in train if c.color == color}) == 3
+    for goal in ("left", "right", "top", "bottom"):
+        assert len({c.color for c in train if c.goal == goal}) == 3
 
 
 def test_instruction_text():

@@ -8,6 +8,7 @@ import pytest
 pytest.importorskip("gymnasium")
 
 from modalforge_robotics.envs.expert import TabletopExpert  # noqa: E402
+from modalforge_robotics.envs.expert import GOAL_DIRECTIONS  # noqa: E402
 from modalforge_robotics.envs.tabletop import TabletopEnv, in_goal  # noqa: E402
 
 
@@ -35,7 +36,8 @@ def test_expert_success_rate(task, floor, split, noise):
 def test_expert_push_puts_the_named_block_in_the_named_goal():
     env = TabletopEnv(task="push", num_objects=4)
     expert = TabletopExpert(env)
-    for seed, goal in [(0, "left"), (1, "right"), (2, "left"), (3, "right")]:
+    goals = ["left", "right", "top", "bottom"] * 2
+    for seed, goal in enumerate(goals):
         obs, info = env.reset(seed=seed, options={"goal": goal})
         start = env.blocks.copy()
         done = False
@@ -45,8 +47,8 @@ def test_expert_push_puts_the_named_block_in_the_named_goal():
         assert info["is_success"] and in_goal(env.blocks[env.target], goal)
         others = [i for i in range(len(env.blocks)) if i != env.target]
         # the target block moved towards its goal; the success is not a distractor's
-        dx = env.blocks[env.target, 0] - start[env.target, 0]
-        assert (dx < -0.2) if goal == "left" else (dx > 0.2)
+        moved = env.blocks[env.target] - start[env.target]
+        assert moved @ GOAL_DIRECTIONS[goal] > 0.2
         assert env.colors[env.target] == info["color"] and others
 
 

@@ -84,7 +84,7 @@ def test_observation_shapes_dtypes_and_space():
     np.testing.assert_allclose(obs["state"][:2], env.ee, atol=1e-6)
     np.testing.assert_array_equal(obs["state"][2:], [0.0, 0.0])
     assert set(info) >= {"is_success", "color", "goal", "task"}
-    assert info["task"] == "push" and info["goal"] in ("left", "right")
+    assert info["task"] == "push" and info["goal"] in ("left", "right", "top", "bottom")
     assert info["color"] in obs["instruction"] and f"{info['goal']} goal" in obs["instruction"]
     obs, *_ = env.step(np.array([1.0, 0.0], dtype=np.float32))
     # the state's velocity is the displacement in units of the maximum speed
@@ -240,3 +240,21 @@ def test_plugin_import_does_not_import_gymnasium():
         "e.TabletopEnv; assert 'gymnasium' in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_push_blocks_start_outside_every_goal_and_goals_are_drawn():
+    from modalforge_robotics.envs.render import GOAL_RGB
+    from modalforge_robotics.envs.tabletop import GOAL_REGIONS, in_goal
+
+    env = TabletopEnv(task="push", num_objects=4)
+    for seed in range(50):
+        env.reset(seed=seed)
+        assert not any(in_goal(b, g) for b in env.blocks for g in GOAL_REGIONS)
+    obs, _ = env.reset(seed=0)
+    size = obs["rgb"].shape[0]
+    # each goal's colour at its region's centre: top is the image's first rows (y = +1)
+    for goal, (x0, x1, y0, y1) in GOAL_REGIONS.items():
+        col = int(((x0 + x1) / 2 + 1) / 2 * size)
+        row = int((1 - (y0 + y1) / 2) / 2 * size)
+        assert tuple(obs["rgb"][row, col]) == GOAL_RGB[goal], goal
+    assert tuple(obs["rgb"][2, size // 2]) == GOAL_RGB["top"]

@@ -110,3 +110,43 @@ def test_success_rate_rejects_bad_counts():
         success_rate(4, 3)
     with pytest.raises(ValueError, match="wilson or beta"):
         success_rate(1, 3, method="normal")
+
+
+class PassThrough(LineWorld):
+    """Never terminates: a controller passes the goal and overshoots it (success only while
+    it is within 0.1), like Reacher's fingertip sweeping through the target."""
+
+    def step(self, action):  # noqa: ANN001, ANN201
+        obs, _, _, truncated, info = super().step(action)
+        return obs, 0.0, False, truncated, info
+
+
+class Overshoot(Controller):
+    def act(self, observations, slots) -> np.ndarray:  # noqa: ANN001
+        s = np.stack([o["state"] for o in observations])
+        return np.sign(s[:, 1:] - 0.0) * 0.5  # keeps going in the goal's direction
+
+
+def test_success_any_step_or_final_step_and_the_env_default():
+    from modalforge_robotics.rollout import success_rule
+
+    def make() -> gym.Env:
+        return PassThrough()
+
+    anywhere = run_episodes(make, Overshoot(), 6, success_at="any")
+    final = run_episodes(make, Overshoot(), 6, success_at="final")
+    # the point passes through every goal in (-1, 1) at speed 0.1 per step, then leaves it
+    assert all(r.success for r in anywhere) and not any(r.success for r in final)
+    assert [r.length for r in final] == [20] * 6
+    # a stopping controller stays at the goal: success under both rules
+    assert all(r.success for r in run_episodes(make, Controller(), 6, success_at="final"))
+
+    class FinalRule(gym.Wrapper):
+        success_at = "final"
+
+    wrapped = gym.wrappers.RecordEpisodeStatistics(FinalRule(PassThrough()))
+    assert success_rule(wrapped) == "final" and success_rule(PassThrough()) == "any"
+    by_env = run_episodes(lambda: FinalRule(PassThrough()), Overshoot(), 3)
+    assert not any(r.success for r in by_env)  # the environment's own rule applies
+    with pytest.raises(ValueError, match="success_at"):
+        run_episodes(make, Controller(), 1, success_at="sometimes")
