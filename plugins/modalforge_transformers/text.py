@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +35,11 @@ class HFTextEncoder(Encoder):
     ``pooling``: ``mean`` over unmasked tokens (sentence-transformers style), ``cls`` the first
     token, ``eos`` the last unmasked token (decoder-style models). Encoder-decoder models use
     their encoder. ``proj_dim`` adds a trainable linear projection; ``freeze`` locks the model.
+
+    ``cache_size`` (frozen models only) keeps the pooled features of up to that many distinct
+    texts: a robot's instruction repeats at every step of an episode, so a frozen sentence
+    encoder runs once per distinct instruction instead of once per sample (least recently used
+    texts are dropped first). The projection after it still trains.
     """
 
     accepts = (ModalityKind.TEXT,)
@@ -48,9 +54,19 @@ class HFTextEncoder(Encoder):
         proj_dim: int | None = None,
         freeze: bool = False,
         grad_checkpointing: bool = False,
+        cache_size: int = 0,
     ) -> None:
         super().__init__(modality)
         field = f"model.encoders.{modality.name}.params"
+        if cache_size < 0 or (cache_size and not freeze):
+            raise SpecError(
+                f"{field}.cache_size",
+                f"caches the features of a frozen model only (freeze: {freeze}, "
+                f"cache_size: {cache_size})",
+                hint="set freeze: true to cache, or cache_size: 0",
+            )
+        self.cache_size = int(cache_size)
+        self._cache: OrderedDict[bytes, Tensor] = OrderedDict()
         path = check_model_dir(model_dir, f"{field}.model_dir")
         kind = model_type(path)
         if kind in DUAL_MODELS:
@@ -126,6 +142,29 @@ class HFTextEncoder(Encoder):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, 2, L)`` ids + mask (or ids ``(B, L)``) → pooled features ``(B, dim)``."""
+        if self.cache_size:
+            return self.proj(self._cached_pool(x))
+        return self.proj(self._pool(x))
+
+    def _cached_pool(self, x: Tensor) -> Tensor:
+        """:meth:`_pool` of each row, computed once per distinct text (its unmasked ids, so the
+        same text padded to another batch's length is the same entry)."""
+        ids, mask = self._ids_and_mask(x)
+        ids, mask = ids.cpu(), mask.cpu().bool()
+        keys = [ids[i][mask[i]].numpy().tobytes() for i in range(ids.shape[0])]
+        missing = [k for k in dict.fromkeys(keys) if k not in self._cache]
+        if missing:
+            fresh = self._pool(x[[keys.index(k) for k in missing]])
+            for key, value in zip(missing, fresh, strict=True):
+                self._cache[key] = value.detach()
+        out = torch.stack([self._cache[k] for k in keys]).to(x.device)
+        for key in dict.fromkeys(keys):
+            self._cache.move_to_end(key)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return out
+
+    def _pool(self, x: Tensor) -> Tensor:
         hidden, mask = self._hidden(x)
         if self.pooling == "cls":
             pooled = hidden[:, 0]
@@ -135,7 +174,7 @@ class HFTextEncoder(Encoder):
         else:
             weights = mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1e-9)
-        return self.proj(pooled)
+        return pooled
 
     def forward_tokens(self, x: Tensor) -> Tensor:
         """The model's last hidden states ``(B, L, dim)`` (padding positions included)."""

@@ -129,6 +129,16 @@ SMOKE: dict[str, Smoke] = {
         train_keys={"loss", "loss_action_mse"},
         eval_keys={"loss", "loss_action_mse"},
     ),
+    "robotics_reacher": Smoke(
+        ("data.batch_size=8", f"{STUDIES}.episodes=2", f"{STUDIES}.val_episodes=1"),
+        train_keys={"loss", "loss_action_mse"},
+        eval_keys={"loss", "loss_action_mse"},
+    ),
+    "robotics_tabletop_push": Smoke(
+        ("data.batch_size=8", f"{STUDIES}.episodes=3", f"{STUDIES}.val_episodes=1"),
+        train_keys={"loss", "loss_action_mse"},
+        eval_keys={"loss", "loss_action_mse"},
+    ),
 }
 # Which submodule of a chained recipe holds the upstream run's model, and under which prefix.
 FROZEN_FROM_UPSTREAM = {TOKENIZER: ("image_tokenizer.", ""), CONDITION: ("encoders.text.",) * 2}

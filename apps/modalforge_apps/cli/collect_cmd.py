@@ -30,8 +30,12 @@ def cmd_collect(args: argparse.Namespace) -> int:
     params = parse_env_params(args.env_param)
     env = make_env(args.env, **params)
     try:
-        expert = expert_for(env, noise=args.noise, seed=args.seed)
-        episodes = collect_episodes(env, expert, args.episodes, seed=args.seed)
+        clean = args.clean_labels
+        expert = expert_for(env, noise=0.0 if clean else args.noise, seed=args.seed)
+        noise = args.noise if clean else 0.0
+        episodes = collect_episodes(
+            env, expert, args.episodes, seed=args.seed, execution_noise=noise
+        )
     finally:
         env.close()
     kept = [ep for ep in episodes if ep["success"] or not args.only_success]
@@ -48,7 +52,13 @@ def cmd_collect(args: argparse.Namespace) -> int:
             n_val = min(max(n_val, 1), len(kept) - 1)
         train = list(range(len(kept) - n_val))
         split = {"train": train, "valid": list(range(len(train), len(kept)))}
-        env_meta = {"env_name": args.env, "env_kwargs": params, "expert": True, "noise": args.noise}
+        env_meta = {
+            "env_name": args.env,
+            "env_kwargs": params,
+            "expert": True,
+            "noise": args.noise,
+            "clean_labels": clean,
+        }
         write_robomimic(out, kept, env_meta, split=split if n_val else None)
         what += f"; filter keys: {len(train)} train, {n_val} valid"
     else:  # LeRobot folders hold no split: the lerobot reader splits by val_fraction

@@ -192,6 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.1,
         help="last episodes in robomimic's `valid` filter key (default: 0.1)",
     )
+    p.add_argument(
+        "--clean-labels",
+        action="store_true",
+        help="add the noise to the executed actions only and record the expert's own (DART)",
+    )
     p.add_argument("--only-success", action="store_true", help="keep successful episodes only")
     p.add_argument("--fps", type=_positive_int, default=10, help="LeRobot frame rate")
     p.add_argument(

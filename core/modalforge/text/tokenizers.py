@@ -1,6 +1,6 @@
 """Caption tokenizers for text towers and generators: ``str`` → ``LongTensor (context_length,)``.
 
-Both put a start token first and an end-of-text token (EOT) last, and pad with 0, as open_clip's
+Each puts a start token first and an end-of-text token (EOT) last, and pads with 0, as open_clip's
 ``tokenize`` does; EOT has the largest id, so the tower pools the EOT position with ``argmax``.
 
 - :class:`ByteTokenizer` needs no files: UTF-8 bytes are ids 0–255, start 256, EOT 257 (vocab

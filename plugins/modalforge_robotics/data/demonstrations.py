@@ -37,9 +37,12 @@ def ensure_demonstrations(config: dict[str, Any], cache_dir: str | Path | None =
         return path
     env = make_env(config["env"], **config["env_params"])
     try:
-        expert = expert_for(env, noise=config["noise"], seed=config["seed"])
+        clean = bool(config.get("clean_labels"))
+        expert = expert_for(env, noise=0.0 if clean else config["noise"], seed=config["seed"])
         total = config["episodes"] + config["val_episodes"]
-        episodes = collect_episodes(env, expert, total, seed=config["seed"])
+        episodes = collect_episodes(
+            env, expert, total, seed=config["seed"], execution_noise=config["noise"] if clean else 0
+        )
     finally:
         env.close()
     train = list(range(config["episodes"]))
@@ -52,7 +55,9 @@ def ensure_demonstrations(config: dict[str, Any], cache_dir: str | Path | None =
 class DemonstrationsDataset(RobomimicDataset):
     """Windows of ``episodes`` training and ``val_episodes`` validation (split ``test``)
     demonstrations of the scripted expert in ``env`` (``tabletop_reach``, ``tabletop_push`` or
-    ``reacher``), with Gaussian action ``noise`` for diverse states, collected once per
+    ``reacher``), with Gaussian action ``noise`` for diverse states (in the recorded actions, or
+    with ``clean_labels`` only in the executed ones, the expert's own actions recorded: DART,
+    see :func:`~modalforge_robotics.envs.collect_episodes`), collected once per
     configuration into ``cache_dir`` (default ``$MODALFORGE_CACHE/demonstrations``).
 
     ``env_params`` go to the environment (e.g. ``image_size``, ``num_objects``, and for the
@@ -69,6 +74,7 @@ class DemonstrationsDataset(RobomimicDataset):
         episodes: int = 200,
         val_episodes: int = 20,
         noise: float = 0.3,
+        clean_labels: bool = False,
         seed: int = 0,
         env_params: dict[str, Any] | None = None,
         history: int = 1,
@@ -99,6 +105,7 @@ class DemonstrationsDataset(RobomimicDataset):
             "episodes": int(episodes),
             "val_episodes": int(val_episodes),
             "noise": float(noise),
+            "clean_labels": bool(clean_labels),
             "seed": int(seed),
             "env_params": dict(env_params or {}),
         }

@@ -18,9 +18,21 @@ Policy = Callable[[dict[str, Any]], np.ndarray]
 
 
 def collect_episodes(
-    env: Any, policy: Policy, episodes: int, seed: int = 0, *, options: dict | None = None
+    env: Any,
+    policy: Policy,
+    episodes: int,
+    seed: int = 0,
+    *,
+    options: dict | None = None,
+    execution_noise: float = 0.0,
 ) -> list[dict[str, Any]]:
     """``episodes`` episodes with reset seeds ``seed, seed + 1, ...``.
+
+    ``execution_noise`` is DART's data collection (Laskey et al. 2017): the environment executes
+    the policy's action plus Gaussian noise of that standard deviation (clipped to the action
+    space), while the episode records the policy's own, noise-free action — demonstrations that
+    visit the states a learnt policy drifts into, labelled with how the expert recovers. The
+    noise is drawn from the episode's seed.
 
     An episode's ``success`` follows the environment's rule (``success_at``, see
     :func:`~modalforge_robotics.rollout.run_episodes`). ``policy`` is called with each
@@ -37,6 +49,7 @@ def collect_episodes(
         obs, info = env.reset(seed=ep_seed, options=options)
         if hasattr(policy, "reset"):
             policy.reset(seed=ep_seed)
+        noise_rng = np.random.default_rng([ep_seed, 1])
         frames: dict[str, list[np.ndarray]] = {}
         actions: list[np.ndarray] = []
         rewards: list[float] = []
@@ -46,7 +59,12 @@ def collect_episodes(
                 if isinstance(value, np.ndarray):
                     frames.setdefault(key, []).append(value)
             action = np.asarray(policy(obs), dtype=np.float32).reshape(env.action_space.shape)
-            obs, reward, terminated, truncated, info = env.step(action)
+            executed = action
+            if execution_noise > 0:
+                space = env.action_space
+                noisy = action + noise_rng.normal(0.0, execution_noise, action.shape)
+                executed = np.clip(noisy, space.low, space.high).astype(np.float32)
+            obs, reward, terminated, truncated, info = env.step(executed)
             actions.append(action)
             rewards.append(float(reward))
             now = bool(info.get("is_success", False))

@@ -1,13 +1,13 @@
-"""The built-in procedural tabletop: coloured blocks, two goal regions, a disc end effector.
+"""The built-in procedural tabletop: coloured blocks, four goal regions, a disc end effector.
 
 Tasks: ``reach`` ("reach the red block": success when the effector's centre is within
 ``REACH_RADIUS`` of the block's centre, which it gets to before touching the block) and ``push``
 ("push the red block to the left goal": success when the block's centre is inside the goal
-region; goals at the left, right, top and bottom edges). Reward is sparse: 1.0 on the step that succeeds, which also terminates the episode, 0.0
-otherwise; ``max_steps`` truncates. The observation has the top-down RGB-D image, the effector's
-state (x, y and its last displacement in units of the maximum speed, so in [-1, 1]) and the
-instruction; block positions are only in the image. Everything is drawn from the seed of
-``reset``.
+region; goals at the left, right, top and bottom edges). Reward is sparse: 1.0 on the step
+that succeeds, which also terminates the episode, 0.0 otherwise; ``max_steps`` truncates. The
+observation has the top-down RGB-D image, the effector's state (x, y and its last displacement
+in units of the maximum speed, so in [-1, 1]) and the instruction; block positions are only in
+the image. Everything is drawn from the seed of ``reset``.
 """
 
 from __future__ import annotations

@@ -61,3 +61,15 @@ def test_an_existing_file_is_never_overwritten(tmp_path, capsys):
     assert main(["collect", "--env", "tabletop_reach", "--episodes", "1", "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert out.read_bytes() == b"a lab's own demonstrations"
+
+
+def test_clean_labels_record_the_experts_actions_under_execution_noise(tmp_path, capsys):
+    out = tmp_path / "dart.hdf5"
+    argv = ["collect", "--env", "tabletop_reach", "--episodes", "2", "--out", str(out)]
+    assert main([*argv, "--noise", "0.5", "--clean-labels", "--val-fraction", "0"]) == 0
+    episodes, env_meta, _ = read_robomimic(out)
+    assert env_meta["clean_labels"] is True and env_meta["noise"] == 0.5
+    env = TabletopEnv(task="reach")
+    same = collect_episodes(env, TabletopExpert(env), 2, seed=0, execution_noise=0.5)
+    for got, ref in zip(episodes, same, strict=True):
+        np.testing.assert_array_equal(got["actions"], ref["actions"])

@@ -225,3 +225,29 @@ def test_all_minilm_l6_v2_matches_sentence_transformers_on_short_and_long_texts(
     theirs = reference.encode(texts, convert_to_tensor=True, normalize_embeddings=True)
     cosine = (ours * theirs.cpu()).sum(-1)
     assert cosine.min() >= 0.999, cosine
+
+
+def test_frozen_cache_runs_the_model_once_per_distinct_text(bert_dir):
+    plain = HFTextEncoder(CAPTIONS, str(bert_dir), max_length=8, proj_dim=4, freeze=True)
+    cached = HFTextEncoder(
+        CAPTIONS, str(bert_dir), max_length=8, proj_dim=4, freeze=True, cache_size=2
+    )
+    cached.load_state_dict(plain.state_dict())
+    rows: list[int] = []
+    cached.model.register_forward_pre_hook(
+        lambda m, args, kwargs: rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    )
+    tok = plain.preprocess()
+    texts = ["a cat", "a dog", "a cat", "a cat"]
+    batch = tok.collate()([tok(t) for t in texts])  # padded to the batch's longest text
+    torch.testing.assert_close(cached(batch), plain(batch))
+    assert rows == [2]  # two distinct texts, one model call on just those rows
+    # the same text padded to another batch's length is the same entry: no new call
+    longer = tok.collate()([tok("a cat"), tok("a cat sat on the mat")])
+    torch.testing.assert_close(cached(longer), plain(longer))
+    assert rows == [2, 1]
+    assert len(cached._cache) == 2  # least recently used ("a dog") dropped
+    cached(longer).sum().backward()  # the projection still trains
+    assert cached.proj.weight.grad is not None
+    with pytest.raises(SpecError, match="cache_size"):
+        HFTextEncoder(CAPTIONS, str(bert_dir), max_length=8, cache_size=4)

@@ -47,3 +47,22 @@ def test_collection_is_reproducible_and_works_with_a_plain_callable():
     zero = collect_episodes(env, lambda obs: np.zeros(2), 1, seed=0)[0]
     assert len(zero["actions"]) == env.max_steps and not zero["success"]
     assert np.all(zero["obs"]["state"][:, 2:] == 0.0)
+
+
+def test_execution_noise_records_the_experts_clean_actions_dart():
+    env = TabletopEnv(task="push")
+    expert = TabletopExpert(env)  # noise-free: the labels
+    (ep,) = collect_episodes(env, expert, 1, seed=3, execution_noise=0.4)
+    # replay: at each step the label is the clean expert's action in the state reached by
+    # executing label + the episode's noise
+    replay = TabletopEnv(task="push")
+    obs, _ = replay.reset(seed=3)
+    rng = np.random.default_rng([3, 1])
+    deviated = 0.0
+    for t, label in enumerate(ep["actions"]):
+        np.testing.assert_array_equal(obs["rgb"], ep["obs"]["rgb"][t])  # the recorded state
+        np.testing.assert_allclose(label, TabletopExpert(replay).act(obs), atol=1e-6)
+        executed = np.clip(label + rng.normal(0.0, 0.4, 2), -1.0, 1.0).astype(np.float32)
+        deviated = max(deviated, float(np.abs(executed - label).max()))
+        obs, *_ = replay.step(executed)
+    assert deviated > 0.2  # the environment did run noisy actions

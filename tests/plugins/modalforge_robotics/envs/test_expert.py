@@ -7,8 +7,10 @@ import pytest
 
 pytest.importorskip("gymnasium")
 
-from modalforge_robotics.envs.expert import TabletopExpert  # noqa: E402
-from modalforge_robotics.envs.expert import GOAL_DIRECTIONS  # noqa: E402
+from modalforge_robotics.envs.expert import (
+    GOAL_DIRECTIONS,  # noqa: E402
+    TabletopExpert,  # noqa: E402
+)
 from modalforge_robotics.envs.tabletop import TabletopEnv, in_goal  # noqa: E402
 
 
