@@ -61,10 +61,14 @@ def run_episodes(
     environment's ``success_at`` attribute decides, else ``"any"``."""
     if episodes < 1 or num_envs < 1:
         raise ValueError("episodes and num_envs must be at least 1")
+    if success_at is not None and success_at not in SUCCESS_RULES:
+        raise ValueError(f"success_at must be one of {SUCCESS_RULES}, got {success_at!r}")
     envs = [make_env() for _ in range(min(num_envs, episodes))]
     rule = success_at or success_rule(envs[0])
     if rule not in SUCCESS_RULES:
-        raise ValueError(f"success_at must be one of {SUCCESS_RULES}, got {rule!r}")
+        for env in envs:
+            env.close()
+        raise ValueError(f"the environment's success_at must be one of {SUCCESS_RULES}: {rule!r}")
     final = rule == "final"
     results: list[EpisodeResult | None] = [None] * episodes
     running: dict[int, dict[str, Any]] = {}  # slot → state of its current episode
