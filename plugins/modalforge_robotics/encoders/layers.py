@@ -81,3 +81,20 @@ class MapTokens(nn.Module):
         grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
         coords = torch.stack([grid_x, grid_y]).expand(b, -1, -1, -1)
         return self.proj(torch.cat([maps, coords], dim=1).flatten(2).transpose(1, 2))
+
+
+def map_readout(
+    channels: int, pool: str, num_keypoints: int | None, out_dim: int | None, tokens: bool
+) -> tuple[nn.Module, nn.Module, MapTokens | None, int]:
+    """``(pool, proj, tokens, dim)`` of a visual trunk whose last maps have ``channels``:
+    spatial-softmax keypoints or a global average, an optional projection to ``out_dim``, the
+    optional token view of the maps, and the pooled feature width."""
+    if pool == "spatial_softmax":
+        pooling: nn.Module = SpatialSoftmax(channels, num_keypoints)
+        width = 2 * pooling.num_keypoints
+    else:
+        pooling = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        width = channels
+    proj: nn.Module = nn.Linear(width, out_dim) if out_dim else nn.Identity()
+    dim = out_dim or width
+    return pooling, proj, MapTokens(channels, dim) if tokens else None, dim

@@ -12,7 +12,7 @@ from modalforge.contracts import Encoder, FeatureSpec
 from modalforge.deps import require
 from modalforge.errors import CheckpointError, SpecError
 from modalforge.modality import Modality, ModalityKind
-from modalforge_robotics.encoders.layers import FiLM, MapTokens, SpatialSoftmax
+from modalforge_robotics.encoders.layers import FiLM, map_readout
 from modalforge_robotics.encoders.visual import VisualPool
 
 
@@ -105,15 +105,10 @@ class TimmVisualEncoder(Encoder):
             self.trunk.requires_grad_(False)
             self.trunk.eval()
         width = channels[self.out_index]
-        if pool == "spatial_softmax":
-            self.pool: nn.Module = SpatialSoftmax(width, num_keypoints)
-            pooled = 2 * self.pool.num_keypoints
-        else:
-            self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-            pooled = width
-        self.proj = nn.Linear(pooled, out_dim) if out_dim else nn.Identity()
-        self.tokens = MapTokens(width, out_dim or pooled) if tokens else None
-        self._output = FeatureSpec(out_dim or pooled, tokens=bool(tokens))
+        self.pool, self.proj, self.tokens, dim = map_readout(
+            width, pool, num_keypoints, out_dim, tokens
+        )
+        self._output = FeatureSpec(dim, tokens=bool(tokens))
 
     @property
     def output(self) -> FeatureSpec:

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from modalforge.contracts import Encoder, FeatureSpec
 from modalforge.modality import Modality, ModalityKind
-from modalforge_robotics.encoders.layers import FiLM, MapTokens, SpatialSoftmax
+from modalforge_robotics.encoders.layers import FiLM, map_readout
 
 VisualPool = Literal["spatial_softmax", "avg"]
 
@@ -71,15 +71,10 @@ class VisualEncoder(Encoder):
             if self.condition_on:
                 self.films.append(FiLM(int(condition_dim), width))
             channels = width
-        if pool == "spatial_softmax":
-            self.pool: nn.Module = SpatialSoftmax(channels, num_keypoints)
-            pooled = 2 * self.pool.num_keypoints
-        else:
-            self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-            pooled = channels
-        self.proj = nn.Linear(pooled, out_dim) if out_dim else nn.Identity()
-        self.tokens = MapTokens(channels, out_dim or pooled) if tokens else None
-        self._output = FeatureSpec(out_dim or pooled, tokens=bool(tokens))
+        self.pool, self.proj, self.tokens, dim = map_readout(
+            channels, pool, num_keypoints, out_dim, tokens
+        )
+        self._output = FeatureSpec(dim, tokens=bool(tokens))
 
     @property
     def output(self) -> FeatureSpec:
