@@ -22,6 +22,7 @@ import torch
 from modalforge.pipeline import load_trained
 from modalforge_robotics.gymenv import make_env
 from modalforge_robotics.rollout import run_episodes
+from modalforge_robotics.rollout.evaluate import policy_env_params
 from modalforge_robotics.rollout.policy import TrainedPolicy
 
 
@@ -36,8 +37,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     trained = load_trained(args.run / "spec.yaml", args.run, device="cpu")
-    demos = trained.dataset_state.get("demonstrations") or {}
-    params = demos.get("env_params", {}) if demos.get("env") == args.env else {}
+    params = policy_env_params(trained, args.env)
     env = make_env(args.env, **params)
     policy = TrainedPolicy(trained)
     obs, _ = env.reset(seed=0)

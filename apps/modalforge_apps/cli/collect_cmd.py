@@ -13,8 +13,8 @@ from modalforge.errors import ModalforgeError
 def cmd_collect(args: argparse.Namespace) -> int:
     from modalforge_apps.cli.rollout_cmd import parse_env_params
     from modalforge_robotics.data import write_lerobot, write_robomimic
-    from modalforge_robotics.envs import collect_episodes
-    from modalforge_robotics.gymenv import expert_for, make_env
+    from modalforge_robotics.gymenv import make_env
+    from modalforge_robotics.gymenv.factory import collect_expert_episodes
 
     out = Path(args.out)
     if out.exists():
@@ -30,11 +30,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
     params = parse_env_params(args.env_param)
     env = make_env(args.env, **params)
     try:
-        clean = args.clean_labels
-        expert = expert_for(env, noise=0.0 if clean else args.noise, seed=args.seed)
-        noise = args.noise if clean else 0.0
-        episodes = collect_episodes(
-            env, expert, args.episodes, seed=args.seed, execution_noise=noise
+        episodes = collect_expert_episodes(
+            env, args.episodes, noise=args.noise, seed=args.seed, clean_labels=args.clean_labels
         )
     finally:
         env.close()
@@ -57,7 +54,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
             "env_kwargs": params,
             "expert": True,
             "noise": args.noise,
-            "clean_labels": clean,
+            "clean_labels": args.clean_labels,
         }
         write_robomimic(out, kept, env_meta, split=split if n_val else None)
         what += f"; filter keys: {len(train)} train, {n_val} valid"

@@ -26,8 +26,8 @@ def default_cache_dir() -> Path:
 def ensure_demonstrations(config: dict[str, Any], cache_dir: str | Path | None = None) -> Path:
     """The HDF5 file of ``config``'s demonstrations, collected on first use."""
     from modalforge_robotics.data.robomimic import write_robomimic
-    from modalforge_robotics.envs import collect_episodes
-    from modalforge_robotics.gymenv import expert_for, make_env
+    from modalforge_robotics.gymenv import make_env
+    from modalforge_robotics.gymenv.factory import collect_expert_episodes
 
     text = json.dumps({**config, "version": VERSION}, sort_keys=True)
     key = hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -37,11 +37,13 @@ def ensure_demonstrations(config: dict[str, Any], cache_dir: str | Path | None =
         return path
     env = make_env(config["env"], **config["env_params"])
     try:
-        clean = bool(config.get("clean_labels"))
-        expert = expert_for(env, noise=0.0 if clean else config["noise"], seed=config["seed"])
         total = config["episodes"] + config["val_episodes"]
-        episodes = collect_episodes(
-            env, expert, total, seed=config["seed"], execution_noise=config["noise"] if clean else 0
+        episodes = collect_expert_episodes(
+            env,
+            total,
+            noise=config["noise"],
+            seed=config["seed"],
+            clean_labels=bool(config.get("clean_labels")),
         )
     finally:
         env.close()

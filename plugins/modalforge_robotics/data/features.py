@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from modalforge.modality import ModalityKind
+from modalforge_robotics.data.lerobot import default_lerobot_cameras, default_lerobot_state_keys
 from modalforge_robotics.data.windows import default_cameras, default_depth, default_state_keys
 
 # Observation keys and (T, ...) shapes of the built-in environments' demonstrations.
@@ -43,21 +44,13 @@ def observation_features(dataset: str, params: Mapping[str, Any]) -> dict[str, M
     lerobot = dataset == "lerobot"
     cameras = params.get("cameras")
     if cameras is None:
-        prefix = "observation.images."
-        cameras = (
-            {k: k[len(prefix) :] for k in info if k.startswith(prefix)}
-            if lerobot
-            else default_cameras(info)
-        )
+        cameras = default_lerobot_cameras(info) if lerobot else default_cameras(info)
     depth = params.get("depth")
     if depth is None:
         depth = {} if lerobot else default_depth(info)
     state_keys = params.get("state_keys")
     if state_keys is None:
-        if lerobot:
-            state_keys = ["observation.state"] if "observation.state" in info else []
-        else:
-            state_keys = default_state_keys(info)
+        state_keys = default_lerobot_state_keys(info) if lerobot else default_state_keys(info)
     out: dict[str, ModalityKind] = {}
     for cam in dict(cameras).values():
         out[f"image_{cam}"] = ModalityKind.IMAGE2D

@@ -237,8 +237,14 @@ def _decode(data: bytes) -> np.ndarray:
         return np.asarray(img.convert("RGB"))
 
 
-def _default_lerobot_cameras(info: Mapping[str, Any]) -> dict[str, str]:
+def default_lerobot_cameras(info: Mapping[str, Any]) -> dict[str, str]:
+    """Feature ``observation.images.<cam>`` → camera ``<cam>``."""
     return {k: k[len(IMAGES) :] for k in info if k.startswith(IMAGES)}
+
+
+def default_lerobot_state_keys(info: Mapping[str, Any]) -> list[str]:
+    """``observation.state`` when the data set has it, else no state."""
+    return ["observation.state"] if "observation.state" in info else []
 
 
 class LeRobotDataset(EpisodeReader):
@@ -266,10 +272,10 @@ class LeRobotDataset(EpisodeReader):
         store = LeRobotStore(path)
         info = store.obs_info[0]
         if state_keys is None:
-            state_keys = ["observation.state"] if "observation.state" in info else []
+            state_keys = default_lerobot_state_keys(info)
         self._setup(
             store,
-            cameras=_default_lerobot_cameras(info) if cameras is None else cameras,
+            cameras=default_lerobot_cameras(info) if cameras is None else cameras,
             depth={} if depth is None else depth,
             state_keys=state_keys,
             history=history,

@@ -32,18 +32,6 @@ def make_env(env: str, **params: Any) -> Any:  # noqa: ANN401 - a gymnasium.Env
         from modalforge_robotics.gymenv.reacher import make_reacher
 
         return make_reacher(**params)
-    if env.startswith("gym_pusht/"):
-        try:
-            import gym_pusht  # noqa: F401
-        except ImportError:
-            raise SpecError(
-                "--env",
-                f"environment {env!r} comes from the 'gym-pusht' package, which is not installed",
-                hint="pip install gym-pusht (or pip install 'modalforge[robotics]')",
-            ) from None
-        from modalforge_robotics.gymenv.pusht import make_pusht
-
-        return make_pusht(env, **params)
     import gymnasium as gym
 
     from modalforge_robotics.envs import register_envs
@@ -60,6 +48,10 @@ def make_env(env: str, **params: Any) -> Any:  # noqa: ANN401 - a gymnasium.Env
                 "not installed",
                 hint=f"pip install {PROVIDERS[namespace]}",
             ) from None
+    if namespace == "gym_pusht":  # LeRobot's PushT, seen as pixels + the agent's position
+        from modalforge_robotics.gymenv.pusht import make_pusht
+
+        return make_pusht(env, **params)
     if env not in gym.registry:
         known = ", ".join([*BUILT_IN, *sorted(k for k in gym.registry if "/" in k)][:12])
         raise SpecError(
@@ -69,6 +61,24 @@ def make_env(env: str, **params: Any) -> Any:  # noqa: ANN401 - a gymnasium.Env
             "installed (e.g. gym-pusht for gym_pusht/PushT-v0)",
         )
     return gym.make(env, **params)
+
+
+def collect_expert_episodes(
+    env: Any,  # noqa: ANN401 - a built-in environment
+    episodes: int,
+    *,
+    noise: float,
+    seed: int = 0,
+    clean_labels: bool = False,
+) -> list[dict[str, Any]]:
+    """Seeded episodes of ``env``'s scripted expert with Gaussian action ``noise``: in the
+    recorded actions, or with ``clean_labels`` only in the executed ones (DART; see
+    :func:`~modalforge_robotics.envs.collect_episodes`)."""
+    from modalforge_robotics.envs import collect_episodes
+
+    expert = expert_for(env, noise=0.0 if clean_labels else noise, seed=seed)
+    executed = noise if clean_labels else 0.0
+    return collect_episodes(env, expert, episodes, seed=seed, execution_noise=executed)
 
 
 def expert_for(env: Any, noise: float = 0.0, seed: int = 0) -> Callable[[Any], Any]:  # noqa: ANN401
